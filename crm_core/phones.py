@@ -1,0 +1,49 @@
+"""Phone numbers as people type them, and the E.164 form the hub matches on.
+
+The raw text is always kept; ``phonenumbers`` (Google's libphonenumber) decides the
+E.164 form, so Russian trunk prefixes (``8 495 ...``), spaces, dashes, brackets and
+extensions all land on one canonical number.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import phonenumbers
+
+_DIGITS = re.compile(r"\d")
+
+
+@dataclass(frozen=True, slots=True)
+class NormalisedPhone:
+    raw: str
+    e164: str | None  # None when the text is not a valid number in any reading
+    extension: str | None
+    digits: str  # the significant digits used for suffix matching
+
+    @property
+    def digits_reversed(self) -> str:
+        """Stored reversed so that "ends with N digits" is an indexed prefix range."""
+        return self.digits[::-1]
+
+
+def normalise(raw: str, region: str = "RU") -> NormalisedPhone:
+    """Parse ``raw`` in ``region``; never raises, since bad numbers are still kept as typed."""
+    text = raw.strip()
+    e164: str | None = None
+    extension: str | None = None
+    try:
+        parsed = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        parsed = None
+    if parsed is not None and phonenumbers.is_possible_number(parsed):
+        e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        extension = parsed.extension or None
+    digits = e164[1:] if e164 else "".join(_DIGITS.findall(text))
+    return NormalisedPhone(raw=text, e164=e164, extension=extension, digits=digits)
+
+
+def suffix_of(digits: str, length: int) -> str:
+    """The last ``length`` digits, reversed, as a prefix to search ``digits_reversed`` by."""
+    return digits[-length:][::-1]

@@ -1,0 +1,166 @@
+"""The hub's one typed settings object: a TOML file plus ``HUB_*`` environment variables.
+
+Read once at start-up and passed down; nothing else reads the environment.  Values
+from the environment win over the file, so a container can override a shipped file.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import phonenumbers
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+CONFIG_ENV = "HUB_CONFIG"
+SECRET_KEY_FILE = "secret.key"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says where and why."""
+
+
+class LoginLimits(BaseModel):
+    """How many failed logins one address or one user name may make in a window."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attempts: int = Field(5, ge=1)
+    window_seconds: int = Field(300, ge=1)
+
+
+class Settings(BaseSettings):
+    """Everything the hub can be told.  Unknown keys are errors, so typos surface."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HUB_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    data_dir: Path = Path("./var")
+    database_url: str = ""
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=1, le=65535)
+    public_url: str = ""
+    secret_key: SecretStr | None = None
+    default_region: str = "RU"
+    phone_suffix_digits: int = Field(10, ge=4, le=15)
+    email_plus_folding: bool = False
+    log_level: str = "INFO"
+    log_format: str = Field("text", pattern="^(text|json)$")
+    session_hours: int = Field(12, ge=1)
+    metrics_token: SecretStr | None = None
+    login_limits: LoginLimits = LoginLimits()
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        region = value.upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown region {value!r}; use a two-letter code such as RU")
+        return region
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("only sqlite+aiosqlite:// and postgresql+asyncpg:// URLs are supported")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("use DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file arrives as init arguments (see load_settings); the
+        # environment is listed first so that it wins over the file.
+        return (env_settings, init_settings)
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured URL, or SQLite in the data dir when none is configured."""
+        if self.database_url:
+            return _normalise_driver(self.database_url)
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'hub.db').resolve()}"
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return not self.database_url
+
+    def signing_key(self) -> bytes:
+        """The key for signed tokens: from config, else generated once into the data dir."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.data_dir / SECRET_KEY_FILE
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+        return path.read_text().strip().encode()
+
+
+def _normalise_driver(url: str) -> str:
+    """Accept the plain scheme names people paste and pick the async drivers."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+"):
+        return "sqlite+aiosqlite://" + url.split("://", 1)[1]
+    return url
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read the file named (or ``$HUB_CONFIG``), then the environment; raise ConfigError."""
+    chosen = path or os.environ.get(CONFIG_ENV)
+    file_path = Path(chosen) if chosen else None
+    values = _read_toml(file_path) if file_path is not None else {}
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, file_path)) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def describe_validation_error(exc: ValidationError, path: Path | None) -> str:
+    """One line per problem, naming the key as it is written in the file."""
+    where = f"{path}: " if path else ""
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown setting"
+        value = err.get("input")
+        shown = "" if err["type"] == "extra_forbidden" or isinstance(value, dict) else f" (got {value!r})"
+        if "secret" in key or "token" in key:
+            shown = ""
+        lines.append(f"{where}{key}: {message}{shown}")
+    return "\n".join(lines)
