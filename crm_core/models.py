@@ -207,6 +207,8 @@ class Phone(Base):
     digits_rev: Mapped[str] = mapped_column(AsciiKey, index=True)
     label: Mapped[str] = mapped_column(String(50), default="")
 
+    contact: Mapped[Contact | None] = relationship(lazy="raise")
+
 
 class Email(Base):
     __tablename__ = "emails"
@@ -220,6 +222,8 @@ class Email(Base):
     address_lower: Mapped[str] = mapped_column(String(320), index=True)
     address_folded: Mapped[str] = mapped_column(String(320), index=True)
     label: Mapped[str] = mapped_column(String(50), default="")
+
+    contact: Mapped[Contact | None] = relationship(lazy="raise")
 
 
 class AuditEntry(Base):

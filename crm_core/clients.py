@@ -1,0 +1,342 @@
+"""The client book: storing counterparty cards and finding them by name, phone or e-mail.
+
+Every capability that logs against a client (calls, mail, mailings, 1C) comes through
+here to ask "who is this?", so the matching rules live in one place: exact E.164
+first, then the last N digits; several matches are returned as candidates, never
+silently the first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core import audit, emails, phones
+from crm_core.audit import Actor
+from crm_core.client_data import ClientIn, ContactIn, client_to_input, person_name
+from crm_core.errors import Conflict, InvalidInput, NotFound
+from crm_core.models import Client, ClientTag, Contact, Email, Phone, User, utcnow
+
+MAX_CANDIDATES = 50
+
+
+@dataclass(frozen=True, slots=True)
+class MatchRules:
+    """How numbers and addresses are compared; from the settings."""
+
+    region: str = "RU"
+    suffix_digits: int = 10
+    fold_plus: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One client (and perhaps one contact person) that a number or address points to."""
+
+    client_id: int
+    client_name: str
+    contact_id: int | None
+    contact_name: str | None
+    matched: str  # the stored number or address that matched
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """The answer to "who is this?": how it matched and every candidate."""
+
+    match: str  # "exact", "suffix" or "none"
+    candidates: list[Candidate] = field(default_factory=list)
+
+    @property
+    def client_ids(self) -> list[int]:
+        return list(dict.fromkeys(c.client_id for c in self.candidates))
+
+    @property
+    def is_ambiguous(self) -> bool:
+        return len(self.client_ids) > 1
+
+
+@dataclass(frozen=True, slots=True)
+class ClientQuery:
+    q: str | None = None
+    name: str | None = None
+    inn: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    tag: str | None = None
+    status: str | None = None
+    owner_id: int | None = None
+    page: int = 1
+    per_page: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Client]
+    total: int
+    page: int
+    per_page: int
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_text(name: str, full_name: str) -> str:
+    """Case-folded in Python: SQLite's LIKE folds ASCII only, and names are Cyrillic."""
+    return f"{name}\n{full_name}".casefold()
+
+
+class ClientBook:
+    """Cards in one unit of work: the caller owns the session and its transaction."""
+
+    def __init__(self, session: AsyncSession, rules: MatchRules | None = None) -> None:
+        self.session = session
+        self.rules = rules or MatchRules()
+
+    # -- reading -----------------------------------------------------------------
+
+    async def get(self, client_id: int) -> Client:
+        client = await self.session.scalar(
+            select(Client).where(Client.id == client_id, Client.deleted_at.is_(None))
+        )
+        if client is None:
+            raise NotFound(f"client {client_id} not found")
+        return client
+
+    async def find_by_phone(self, number: str) -> Lookup:
+        """Exact E.164 first, then the last N digits; every match is a candidate."""
+        key = phones.normalise(number, self.rules.region)
+        if not key.digits:
+            return Lookup("none")
+        n = self.rules.suffix_digits
+        if len(key.digits) >= n:
+            prefix = phones.suffix_of(key.digits, n)
+            by_suffix = and_(Phone.digits_rev >= prefix, Phone.digits_rev < prefix + ":")
+        else:  # short numbers (extensions, service codes) only match in full
+            by_suffix = Phone.digits_rev == key.digits_reversed
+        condition = or_(Phone.e164 == key.e164, by_suffix) if key.e164 else by_suffix
+        rows = (
+            await self.session.execute(
+                select(
+                    Phone.client_id,
+                    Client.name,
+                    Phone.contact_id,
+                    Contact.first_name,
+                    Contact.middle_name,
+                    Contact.last_name,
+                    Phone.e164,
+                    Phone.raw,
+                )
+                .join(Client, Client.id == Phone.client_id)
+                .outerjoin(Contact, Contact.id == Phone.contact_id)
+                .where(condition, Client.deleted_at.is_(None))
+                .order_by(Phone.client_id, Phone.id)
+                .limit(MAX_CANDIDATES)
+            )
+        ).all()
+        exact = [r for r in rows if key.e164 and r.e164 == key.e164]
+        chosen, how = (exact, "exact") if exact else (rows, "suffix" if rows else "none")
+        return Lookup(how, _candidates(chosen, lambda r: r.e164 or r.raw))
+
+    async def find_by_email(self, address: str, fold_plus: bool | None = None) -> Lookup:
+        """Case-insensitive; with plus-folding ``ivan+shop@x.ru`` also finds ``ivan@x.ru``."""
+        key = emails.normalise(address)
+        fold = self.rules.fold_plus if fold_plus is None else fold_plus
+        condition = Email.address_folded == key.folded if fold else Email.address_lower == key.lowered
+        rows = (
+            await self.session.execute(
+                select(
+                    Email.client_id,
+                    Client.name,
+                    Email.contact_id,
+                    Contact.first_name,
+                    Contact.middle_name,
+                    Contact.last_name,
+                    Email.address,
+                )
+                .join(Client, Client.id == Email.client_id)
+                .outerjoin(Contact, Contact.id == Email.contact_id)
+                .where(condition, Client.deleted_at.is_(None))
+                .order_by(Email.client_id, Email.id)
+                .limit(MAX_CANDIDATES)
+            )
+        ).all()
+        return Lookup("exact" if rows else "none", _candidates(rows, lambda r: r.address))
+
+    async def search(self, query: ClientQuery) -> Page:
+        conditions: list[Any] = [Client.deleted_at.is_(None)]
+        if query.q:
+            conditions.append(await self._free_text(query.q))
+        if query.name:
+            conditions.append(
+                Client.search_name.like(f"%{_like_escape(query.name.casefold())}%", escape="\\")
+            )
+        if query.inn:
+            conditions.append(Client.inn.like(f"{_like_escape(query.inn)}%", escape="\\"))
+        if query.phone:
+            conditions.append(Client.id.in_((await self.find_by_phone(query.phone)).client_ids))
+        if query.email:
+            conditions.append(Client.id.in_((await self.find_by_email(query.email)).client_ids))
+        if query.tag:
+            conditions.append(
+                Client.id.in_(select(ClientTag.client_id).where(ClientTag.tag == query.tag))
+            )
+        if query.status:
+            conditions.append(Client.status == query.status)
+        if query.owner_id is not None:
+            conditions.append(Client.owner_id == query.owner_id)
+        where = and_(*conditions)
+        total = await self.session.scalar(select(func.count()).select_from(Client).where(where))
+        items = (
+            await self.session.scalars(
+                select(Client)
+                .where(where)
+                .order_by(Client.search_name, Client.id)
+                .offset((query.page - 1) * query.per_page)
+                .limit(query.per_page)
+            )
+        ).all()
+        return Page(list(items), int(total or 0), query.page, query.per_page)
+
+    async def _free_text(self, text: str) -> Any:
+        """One search box: an address, a number (phone or INN) or part of a name."""
+        text = text.strip()
+        if "@" in text:
+            return Client.id.in_((await self.find_by_email(text)).client_ids)
+        name_match = Client.search_name.like(f"%{_like_escape(text.casefold())}%", escape="\\")
+        digits = "".join(ch for ch in text if ch.isdigit())
+        if len(digits) >= 5 and len(digits) >= len(text.replace(" ", "")) * 0.6:
+            by_phone = Client.id.in_((await self.find_by_phone(text)).client_ids)
+            return or_(by_phone, Client.inn.like(f"{digits}%"), name_match)
+        return name_match
+
+    # -- changing ----------------------------------------------------------------
+
+    async def create(self, data: ClientIn, actor: Actor, *, source: str = "api") -> Client:
+        await self._check_rules(data, exclude_id=None)
+        client = Client(version=1, created_at=utcnow(), updated_at=utcnow())
+        self._apply(client, data, existing_contacts={})
+        self.session.add(client)
+        await self.session.flush()
+        audit.record(self.session, actor, "create", "client", client.id, source=source)
+        return client
+
+    async def update(
+        self,
+        client_id: int,
+        changes: dict[str, Any],
+        actor: Actor,
+        *,
+        expected_version: int | None = None,
+    ) -> tuple[Client, dict[str, list[Any]]]:
+        """Merge ``changes`` into the card, re-validate the whole, and log what changed."""
+        client = await self.get(client_id)
+        if expected_version is not None and expected_version != client.version:
+            raise Conflict(
+                f"client {client_id} was changed by someone else "
+                f"(version {client.version}, you had {expected_version})"
+            )
+        before = client_to_input(client)
+        data = ClientIn.model_validate({**before, **changes})
+        await self._check_rules(data, exclude_id=client.id)
+        after = data.model_dump(mode="json")
+        diff = {k: [before.get(k), after[k]] for k in after if before.get(k) != after[k]}
+        if not diff:
+            return client, {}
+        self._apply(client, data, existing_contacts={c.id: c for c in client.contacts})
+        client.version += 1
+        client.updated_at = utcnow()
+        await self.session.flush()
+        audit.record(self.session, actor, "update", "client", client.id, changed=diff)
+        return client, diff
+
+    async def delete(self, client_id: int, actor: Actor) -> None:
+        """Soft delete: calls and mail logged against the client keep their history."""
+        client = await self.get(client_id)
+        client.deleted_at = utcnow()
+        client.version += 1
+        audit.record(self.session, actor, "delete", "client", client.id, name=client.name)
+
+    async def _check_rules(self, data: ClientIn, exclude_id: int | None) -> None:
+        if data.owner_id is not None and await self.session.get(User, data.owner_id) is None:
+            raise InvalidInput(f"owner {data.owner_id} is not a user", field="owner_id")
+        if data.inn:
+            same = select(Client.id).where(
+                Client.inn == data.inn,
+                Client.kpp.is_(None) if data.kpp is None else Client.kpp == data.kpp,
+                Client.deleted_at.is_(None),
+            )
+            if exclude_id is not None:
+                same = same.where(Client.id != exclude_id)
+            other = await self.session.scalar(same.limit(1))
+            if other is not None:
+                raise Conflict(f"client {other} already has INN {data.inn}" + (f" / KPP {data.kpp}" if data.kpp else ""))
+
+    def _apply(self, client: Client, data: ClientIn, existing_contacts: dict[int, Contact]) -> None:
+        client.kind = data.kind
+        client.name = data.name
+        client.full_name = data.full_name
+        client.search_name = search_text(data.name, data.full_name)
+        client.inn, client.kpp, client.ogrn = data.inn, data.kpp, data.ogrn
+        client.addresses = [a.model_dump() for a in data.addresses]
+        client.website = data.website
+        client.status = data.status
+        client.owner_id = data.owner_id
+        client.custom_fields = dict(data.custom_fields)
+        client.tags = [ClientTag(tag=t) for t in data.tags]
+        contacts = [self._contact(c, existing_contacts.get(c.id) if c.id else None) for c in data.contacts]
+        client.contacts = [contact for contact, _ in contacts]
+        client.phones = [self._phone(p, None) for p in data.phones] + [
+            self._phone(p, contact) for contact, spec in contacts for p in spec.phones
+        ]
+        client.emails = [self._email(e, None) for e in data.emails] + [
+            self._email(e, contact) for contact, spec in contacts for e in spec.emails
+        ]
+
+    @staticmethod
+    def _contact(spec: ContactIn, existing: Contact | None) -> tuple[Contact, ContactIn]:
+        contact = existing or Contact()
+        for name in ("first_name", "middle_name", "last_name", "position", "note"):
+            setattr(contact, name, getattr(spec, name))
+        return contact, spec
+
+    def _phone(self, spec: Any, contact: Contact | None) -> Phone:
+        number = phones.normalise(spec.number, self.rules.region)
+        return Phone(
+            raw=number.raw,
+            e164=number.e164,
+            extension=number.extension,
+            digits_rev=number.digits_reversed,
+            label=spec.label,
+            contact=contact,
+        )
+
+    @staticmethod
+    def _email(spec: Any, contact: Contact | None) -> Email:
+        address = emails.normalise(spec.address)
+        return Email(
+            address=address.address,
+            address_lower=address.lowered,
+            address_folded=address.folded,
+            label=spec.label,
+            contact=contact,
+        )
+
+
+def _candidates(rows: Any, matched: Any) -> list[Candidate]:
+    seen: set[tuple[int, int | None]] = set()
+    result = []
+    for row in rows:
+        key = (row.client_id, row.contact_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        contact_name = None
+        if row.contact_id is not None:
+            contact_name = person_name(row.last_name, row.first_name, row.middle_name)
+        result.append(Candidate(row.client_id, row.name, row.contact_id, contact_name, matched(row)))
+    return result

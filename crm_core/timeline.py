@@ -1,0 +1,70 @@
+"""A client's timeline: one list, newest first, of everything that happened with them.
+
+Each capability contributes a source (calls, mail, mailing events, 1C data as their
+issues land); a source returns items for one client older than a cursor, and the
+timeline merges them.  Card changes come from the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.models import AuditEntry
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineItem:
+    at: datetime
+    kind: str  # "card", later "call", "email", "mailing", "onec"
+    id: str
+    title: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"at": self.at.isoformat(), "kind": self.kind, "id": self.id, "title": self.title, "data": self.data}
+
+
+Source = Callable[[AsyncSession, int, datetime | None, int], Awaitable[list[TimelineItem]]]
+
+_CARD_TITLES = {"create": "Card created", "update": "Card changed", "delete": "Card deleted"}
+
+
+async def card_changes(session: AsyncSession, client_id: int, before: datetime | None, limit: int) -> list[TimelineItem]:
+    query = select(AuditEntry).where(
+        AuditEntry.entity == "client",
+        AuditEntry.entity_id == str(client_id),
+        AuditEntry.action.in_(tuple(_CARD_TITLES)),
+    )
+    if before is not None:
+        query = query.where(AuditEntry.at < before)
+    rows = (await session.scalars(query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit))).all()
+    return [
+        TimelineItem(
+            at=row.at,
+            kind="card",
+            id=f"audit-{row.id}",
+            title=_CARD_TITLES[row.action],
+            data={"by": row.username, **row.details},
+        )
+        for row in rows
+    ]
+
+
+SOURCES: list[Source] = [card_changes]
+
+
+async def client_timeline(
+    session: AsyncSession, client_id: int, before: datetime | None = None, limit: int = 50
+) -> list[TimelineItem]:
+    """The newest ``limit`` items older than ``before`` across every source."""
+    items: list[TimelineItem] = []
+    for source in SOURCES:
+        items.extend(await source(session, client_id, before, limit))
+    items.sort(key=lambda item: (item.at, item.id), reverse=True)
+    return items[:limit]

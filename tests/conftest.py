@@ -1,0 +1,69 @@
+"""Shared fixtures: every storage test runs on SQLite and on a fresh PostgreSQL database."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from crm_core.db import make_engine, make_sessionmaker
+from crm_core.migrate import upgrade
+
+PG_ADMIN_DSN = os.environ.get("HUB_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+async def _create_pg_database() -> tuple[str, str]:
+    name = f"hub_test_{uuid.uuid4().hex[:12]}"
+    try:
+        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=10)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL is needed for the tests and is not reachable at {PG_ADMIN_DSN}: {exc}")
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return name, f"{base}/{name}"
+
+
+async def _drop_pg_database(name: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=10)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database of each kind; PostgreSQL's is created for the test and dropped after."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+        return
+    name, url = await _create_pg_database()
+    try:
+        yield url
+    finally:
+        await _drop_pg_database(name)
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """A migrated database: the schema comes from the Alembic migrations, never create_all."""
+    await upgrade(database_url)
+    eng = make_engine(database_url)
+    try:
+        yield eng
+    finally:
+        await eng.dispose()
+
+
+@pytest.fixture
+async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    async with make_sessionmaker(engine)() as s:
+        yield s
