@@ -135,9 +135,7 @@ def client_to_dict(client: Client) -> dict[str, Any]:
 
     def addresses(contact_id: int | None) -> list[dict[str, Any]]:
         return [
-            {"id": e.id, "address": e.address, "label": e.label}
-            for e in client.emails
-            if e.contact_id == contact_id
+            {"id": e.id, "address": e.address, "label": e.label} for e in client.emails if e.contact_id == contact_id
         ]
 
     return {

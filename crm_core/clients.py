@@ -100,9 +100,7 @@ class ClientBook:
     # -- reading -----------------------------------------------------------------
 
     async def get(self, client_id: int) -> Client:
-        client = await self.session.scalar(
-            select(Client).where(Client.id == client_id, Client.deleted_at.is_(None))
-        )
+        client = await self.session.scalar(select(Client).where(Client.id == client_id, Client.deleted_at.is_(None)))
         if client is None:
             raise NotFound(f"client {client_id} not found")
         return client
@@ -172,9 +170,7 @@ class ClientBook:
         if query.q:
             conditions.append(await self._free_text(query.q))
         if query.name:
-            conditions.append(
-                Client.search_name.like(f"%{_like_escape(query.name.casefold())}%", escape="\\")
-            )
+            conditions.append(Client.search_name.like(f"%{_like_escape(query.name.casefold())}%", escape="\\"))
         if query.inn:
             conditions.append(Client.inn.like(f"{_like_escape(query.inn)}%", escape="\\"))
         if query.phone:
@@ -182,9 +178,7 @@ class ClientBook:
         if query.email:
             conditions.append(Client.id.in_((await self.find_by_email(query.email)).client_ids))
         if query.tag:
-            conditions.append(
-                Client.id.in_(select(ClientTag.client_id).where(ClientTag.tag == query.tag))
-            )
+            conditions.append(Client.id.in_(select(ClientTag.client_id).where(ClientTag.tag == query.tag)))
         if query.status:
             conditions.append(Client.status == query.status)
         if query.owner_id is not None:
@@ -237,8 +231,7 @@ class ClientBook:
         client = await self.get(client_id)
         if expected_version is not None and expected_version != client.version:
             raise Conflict(
-                f"client {client_id} was changed by someone else "
-                f"(version {client.version}, you had {expected_version})"
+                f"client {client_id} was changed by someone else (version {client.version}, you had {expected_version})"
             )
         before = client_to_input(client)
         data = ClientIn.model_validate({**before, **changes})
@@ -274,7 +267,9 @@ class ClientBook:
                 same = same.where(Client.id != exclude_id)
             other = await self.session.scalar(same.limit(1))
             if other is not None:
-                raise Conflict(f"client {other} already has INN {data.inn}" + (f" / KPP {data.kpp}" if data.kpp else ""))
+                raise Conflict(
+                    f"client {other} already has INN {data.inn}" + (f" / KPP {data.kpp}" if data.kpp else "")
+                )
 
     def _apply(self, client: Client, data: ClientIn, existing_contacts: dict[int, Contact]) -> None:
         client.kind = data.kind

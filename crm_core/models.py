@@ -68,20 +68,20 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     admin = "admin"
     operator = "operator"
     marketer = "marketer"
     accountant = "accountant"
 
 
-class ClientKind(str, enum.Enum):
+class ClientKind(enum.StrEnum):
     legal_entity = "legal_entity"
     sole_trader = "sole_trader"
     individual = "individual"
 
 
-class ClientStatus(str, enum.Enum):
+class ClientStatus(enum.StrEnum):
     lead = "lead"
     active = "active"
     inactive = "inactive"
@@ -160,20 +160,14 @@ class Client(Base):
     contacts: Mapped[list[Contact]] = relationship(
         back_populates="client", cascade="all, delete-orphan", lazy="selectin", order_by="Contact.id"
     )
-    phones: Mapped[list[Phone]] = relationship(
-        cascade="all, delete-orphan", lazy="selectin", order_by="Phone.id"
-    )
-    emails: Mapped[list[Email]] = relationship(
-        cascade="all, delete-orphan", lazy="selectin", order_by="Email.id"
-    )
+    phones: Mapped[list[Phone]] = relationship(cascade="all, delete-orphan", lazy="selectin", order_by="Phone.id")
+    emails: Mapped[list[Email]] = relationship(cascade="all, delete-orphan", lazy="selectin", order_by="Email.id")
 
 
 class ClientTag(Base):
     __tablename__ = "client_tags"
 
-    client_id: Mapped[int] = mapped_column(
-        ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True
-    )
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True)
     tag: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)
 
 
@@ -198,9 +192,7 @@ class Phone(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
-    contact_id: Mapped[int | None] = mapped_column(
-        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
-    )
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
     raw: Mapped[str] = mapped_column(String(100))
     e164: Mapped[str | None] = mapped_column(String(20), index=True)
     extension: Mapped[str | None] = mapped_column(String(20))
@@ -215,9 +207,7 @@ class Email(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
-    contact_id: Mapped[int | None] = mapped_column(
-        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
-    )
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
     address: Mapped[str] = mapped_column(String(320))
     address_lower: Mapped[str] = mapped_column(String(320), index=True)
     address_folded: Mapped[str] = mapped_column(String(320), index=True)

@@ -15,7 +15,7 @@ _KPP = re.compile(r"^\d{4}[\dA-Z]{2}\d{3}$")
 
 
 def _check_digit(digits: str, weights: tuple[int, ...]) -> int:
-    return sum(int(d) * w for d, w in zip(digits, weights)) % 11 % 10
+    return sum(int(d) * w for d, w in zip(digits, weights, strict=False)) % 11 % 10
 
 
 def inn_problem(inn: str) -> str | None:
@@ -25,9 +25,7 @@ def inn_problem(inn: str) -> str | None:
     if len(inn) == 10:
         ok = _check_digit(inn, _INN10_WEIGHTS) == int(inn[9])
     else:
-        ok = _check_digit(inn, _INN12_WEIGHTS_1) == int(inn[10]) and _check_digit(
-            inn, _INN12_WEIGHTS_2
-        ) == int(inn[11])
+        ok = _check_digit(inn, _INN12_WEIGHTS_1) == int(inn[10]) and _check_digit(inn, _INN12_WEIGHTS_2) == int(inn[11])
     return None if ok else "INN check digit does not match"
 
 

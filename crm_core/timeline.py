@@ -35,7 +35,9 @@ Source = Callable[[AsyncSession, int, datetime | None, int], Awaitable[list[Time
 _CARD_TITLES = {"create": "Card created", "update": "Card changed", "delete": "Card deleted"}
 
 
-async def card_changes(session: AsyncSession, client_id: int, before: datetime | None, limit: int) -> list[TimelineItem]:
+async def card_changes(
+    session: AsyncSession, client_id: int, before: datetime | None, limit: int
+) -> list[TimelineItem]:
     query = select(AuditEntry).where(
         AuditEntry.entity == "client",
         AuditEntry.entity_id == str(client_id),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -9,10 +10,15 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from crm_core.db import make_engine, make_sessionmaker
 from crm_core.migrate import upgrade
+from crm_core.models import Role
+from crm_core.users import NewUser, UserDirectory, hash_password
+from hub.config import Settings
+from hub.context import HubContext
 
 PG_ADMIN_DSN = os.environ.get("HUB_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -67,3 +73,58 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
     async with make_sessionmaker(engine)() as s:
         yield s
+
+
+# -- the running service --------------------------------------------------------------
+
+PASSWORD = "correct horse battery"
+
+
+async def open_context(url: str, data_dir: Path, **settings: object) -> HubContext:
+    return await HubContext.open(Settings(database_url=url, data_dir=data_dir, **settings), upgrade=True)
+
+
+@pytest.fixture
+async def hub_context(database_url: str, tmp_path: Path) -> AsyncIterator[HubContext]:
+    context = await open_context(database_url, tmp_path / "data")
+    try:
+        yield context
+    finally:
+        await context.close()
+
+
+@pytest.fixture
+async def http(hub_context: HubContext) -> AsyncIterator[TestClient]:
+    from hub.web.app import make_app  # imported here so domain tests do not load the web layer
+
+    client = TestClient(TestServer(make_app(hub_context)))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@functools.cache
+def password_hash() -> str:
+    """argon2 is slow on purpose; hash the shared test password once per run."""
+    return hash_password(PASSWORD)
+
+
+@pytest.fixture
+async def tokens(hub_context: HubContext) -> dict[Role, str]:
+    """One user per role (named after it, password PASSWORD) and a bearer token each."""
+    result = {}
+    async with hub_context.transaction() as session:
+        directory = UserDirectory(session)
+        for role in Role:
+            user = await directory.create(
+                NewUser(username=role.value, role=role, extension="101" if role is Role.operator else None)
+            )
+            user.password_hash = password_hash()
+            result[role] = await directory.create_token(user)
+    return result
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

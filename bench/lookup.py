@@ -1,0 +1,448 @@
+"""How fast is "who is calling?" with a million stored numbers?
+
+Every ringing call asks ``ClientBook.find_by_phone`` before the operator's browser can pop
+a card, so its latency is on the path of every call.  The targets: p99 under 2 ms, and
+no more than 3x a bare indexed ``SELECT ... WHERE e164 = :e`` through the same engine, so
+that normalising, the suffix match, the joins and the ORM cost at most a small multiple
+of the cheapest lookup the database can do.
+
+The database is made the way production makes it (Alembic migrations, ``make_engine``),
+filled with realistic Russian numbers (mobiles, Moscow and regional landlines, numbers
+typed by people, legacy entries no parser accepts), and both lookups are timed in the
+same run, alternating call by call, so that a noisy neighbour hurts both alike.
+
+    .venv/bin/python bench/lookup.py --rows 100000 --backend sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import random
+import secrets
+import sqlite3
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from crm_core import phones  # noqa: E402
+from crm_core.clients import ClientBook, MatchRules, search_text  # noqa: E402
+from crm_core.db import make_engine, make_sessionmaker  # noqa: E402
+from crm_core.migrate import upgrade  # noqa: E402
+
+TARGET_P99_MS = 2.0
+TARGET_RATIO = 3.0
+RULES = MatchRules(region="RU", suffix_digits=10)
+BARE_QUERY = text("SELECT client_id FROM phones WHERE e164 = :e")
+
+# Where the numbers come from: (three-digit code, weight).  Mobiles dominate a call
+# centre's book; Moscow and a few big regional cities supply the office lines.
+MOBILE_CODES = [(c, 1.0) for c in range(900, 1000)]
+LANDLINE_CODES = [(495, 30.0), (499, 15.0), (812, 10.0), (343, 3.0), (383, 3.0), (846, 2.0),
+                  (861, 2.0), (863, 2.0), (831, 2.0), (843, 2.0), (473, 1.0), (351, 1.0)]
+MOBILE_SHARE = 0.7
+SHARED_SHARE = 0.01  # an office switchboard written on several cards
+LEGACY_SHARE = 0.06  # imported as typed, no E.164: only the suffix match finds these
+PROBE_MIX = (("exact", 0.45), ("suffix", 0.20), ("none", 0.35))
+
+COMPANY_WORDS = ["Ромашка", "Север", "Вектор", "Альянс", "Гранит", "Меридиан", "Техно", "Волга",
+                 "Урал", "Сибирь", "Феникс", "Капитал", "Стройинвест", "Логистик", "Агро", "Профи"]
+FORMS = ["ООО", "АО", "ИП", "ПАО", "ЗАО"]
+FIRST = ["Иван", "Пётр", "Анна", "Мария", "Сергей", "Ольга", "Дмитрий", "Елена", "Алексей", "Наталья"]
+MIDDLE = ["Иванович", "Петровна", "Сергеевич", "Алексеевна", "Дмитриевич", "Олеговна"]
+LAST = ["Иванов", "Петрова", "Смирнов", "Кузнецова", "Попов", "Соколова", "Лебедев", "Новикова"]
+LABELS = ["", "", "mobile", "work", "office", "reception"]
+
+
+# -- the data set -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """Rows ready for bulk insert, in column order, plus the numbers the probes draw on."""
+
+    clients: list[tuple[object, ...]]
+    contacts: list[tuple[object, ...]]
+    phones: list[tuple[object, ...]]
+    exact_numbers: list[str]  # national 10 digits stored with an E.164 form
+    legacy_numbers: list[str]  # national 10 digits stored only as typed, without E.164
+    taken: set[str]
+
+
+CLIENT_COLUMNS = ("id", "kind", "name", "full_name", "search_name", "inn", "addresses", "status",
+                  "custom_fields", "created_at", "updated_at", "version")
+CONTACT_COLUMNS = ("id", "client_id", "first_name", "middle_name", "last_name", "position", "note")
+PHONE_COLUMNS = ("id", "client_id", "contact_id", "raw", "e164", "extension", "digits_rev", "label")
+
+
+def _pick_code(rng: random.Random) -> int:
+    codes = MOBILE_CODES if rng.random() < MOBILE_SHARE else LANDLINE_CODES
+    return rng.choices([c for c, _ in codes], weights=[w for _, w in codes])[0]
+
+
+def _fresh_national(rng: random.Random, taken: set[str]) -> str:
+    """Ten national digits (code + seven) not used before in this data set."""
+    while True:
+        number = f"{_pick_code(rng)}{rng.randrange(10_000_000):07d}"
+        if number not in taken:
+            taken.add(number)
+            return number
+
+
+def human(national: str, style: int) -> str:
+    """A number as people write it: 8 (495) 123-45-67, +7 (495) 123-45-67, +74951234567, 4951234567."""
+    code, a, b, c = national[:3], national[3:6], national[6:8], national[8:]
+    return [f"8 ({code}) {a}-{b}-{c}", f"+7 ({code}) {a}-{b}-{c}", f"+7{national}", national][style % 4]
+
+
+def _stored(national: str, rng: random.Random) -> tuple[str, str, str | None, str]:
+    """(raw, e164, extension, digits) as ClientBook would store a typed number."""
+    roll = rng.random()
+    if roll < 0.6:
+        raw, extension = f"+7{national}", None
+    elif roll < 0.95:
+        raw, extension = human(national, rng.randrange(2)), None
+    else:
+        extension = str(rng.randrange(100, 1000))
+        raw = f"{human(national, 0)} доб. {extension}"
+    return raw, f"+7{national}", extension, f"7{national}"
+
+
+def _legacy(national: str, rng: random.Random) -> tuple[str, None, None, str]:
+    """A number kept exactly as typed: libphonenumber refuses it, so there is no E.164."""
+    code, rest = national[:3], national[3:]
+    raw = [f"{code}-{rest[:3]}-{rest[3:5]}-{rest[5:]} моб",
+           f"тел 8{code} {rest} ({rng.choice(FIRST)})",
+           f"007 {code} {rest[:3]} {rest[3:5]} {rest[5:]}"][rng.randrange(3)]
+    return raw, None, None, "".join(ch for ch in raw if ch.isdigit())
+
+
+def make_dataset(rows: int, rng: random.Random) -> Dataset:
+    """About two numbers per client, half the clients with a contact person who owns one."""
+    now = datetime.now(UTC)
+    clients: list[tuple[object, ...]] = []
+    contacts: list[tuple[object, ...]] = []
+    phone_rows: list[tuple[object, ...]] = []
+    exact: list[str] = []
+    legacy: list[str] = []
+    taken: set[str] = set()
+    client_id = 0
+    while len(phone_rows) < rows:
+        client_id += 1
+        name = f"{rng.choice(FORMS)} «{rng.choice(COMPANY_WORDS)} {client_id}»"
+        clients.append((client_id, "legal_entity", name, "", search_text(name, ""),
+                        f"{rng.randrange(10**9, 10**10)}", "[]", "active", "{}", now, now, 1))
+        contact_id = None
+        if client_id % 2 == 0:
+            contact_id = len(contacts) + 1
+            contacts.append((contact_id, client_id, rng.choice(FIRST), rng.choice(MIDDLE),
+                             rng.choice(LAST), "менеджер", ""))
+        for n in range(min(rng.choice((1, 2, 2, 3)), rows - len(phone_rows))):
+            if exact and rng.random() < SHARED_SHARE:
+                national = rng.choice(exact)
+                raw, e164, ext, digits = _stored(national, rng)
+            elif rng.random() < LEGACY_SHARE:
+                national = _fresh_national(rng, taken)
+                raw, e164, ext, digits = _legacy(national, rng)
+                legacy.append(national)
+            else:
+                national = _fresh_national(rng, taken)
+                raw, e164, ext, digits = _stored(national, rng)
+                exact.append(national)
+            owner = contact_id if n == 1 else None
+            phone_rows.append((len(phone_rows) + 1, client_id, owner, raw, e164, ext, digits[::-1],
+                               rng.choice(LABELS)))
+    _check_against_normaliser(phone_rows, rng)
+    return Dataset(clients, contacts, phone_rows, exact, legacy, taken)
+
+
+def _check_against_normaliser(phone_rows: Sequence[tuple[object, ...]], rng: random.Random) -> None:
+    """The rows are built without libphonenumber (a million parses take half a minute),
+    so a sample is checked against ``phones.normalise`` to keep them honest."""
+    for row in rng.sample(list(phone_rows), min(3000, len(phone_rows))):
+        raw, e164, extension, digits_rev = row[3], row[4], row[5], row[6]
+        key = phones.normalise(str(raw), RULES.region)
+        if (key.e164, key.extension, key.digits_reversed) != (e164, extension, digits_rev):
+            raise RuntimeError(f"generated row disagrees with phones.normalise: {row!r} vs {key!r}")
+
+
+# -- the probes ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """One incoming number: as the PBX or an operator typed it, and what it should find."""
+
+    typed: str
+    e164: str
+    expect: str  # "exact", "suffix" or "none"
+
+
+def make_probes(data: Dataset, count: int, rng: random.Random) -> list[Probe]:
+    kinds, weights = zip(*PROBE_MIX, strict=True)
+    probes = []
+    for i in range(count):
+        expect = rng.choices(kinds, weights=weights)[0]
+        if expect == "exact":
+            national = rng.choice(data.exact_numbers)
+        elif expect == "suffix":
+            national = rng.choice(data.legacy_numbers)
+        else:
+            national = _fresh_national(rng, data.taken)
+        style = (0, 2, 3)[i % 3]  # 8 (495) ..., +7..., ten digits
+        probes.append(Probe(human(national, style), f"+7{national}", expect))
+    return probes
+
+
+# -- the databases ------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def sqlite_database() -> AsyncIterator[str]:
+    with tempfile.TemporaryDirectory(prefix="hub_bench_") as tmp:
+        yield f"sqlite+aiosqlite:///{Path(tmp) / 'hub.db'}"
+
+
+@asynccontextmanager
+async def postgresql_database(admin_dsn: str) -> AsyncIterator[str]:
+    """A throw-away database, dropped afterwards even when the run fails."""
+    name = f"hub_bench_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(admin_dsn, timeout=10)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield make_url(admin_dsn).set(drivername="postgresql+asyncpg", database=name).render_as_string(
+            hide_password=False
+        )
+    finally:
+        admin = await asyncpg.connect(admin_dsn, timeout=10)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+def _sqlite_time(moment: object) -> object:
+    # SQLAlchemy's SQLite DateTime keeps UTC as naive ISO text; store what it would.
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(moment, datetime) else moment
+
+
+def _batches(rows: Sequence[tuple[object, ...]], size: int) -> Iterator[Sequence[tuple[object, ...]]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _insert_sql(table: str, columns: Sequence[str]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
+def load_sqlite_sync(path: str, data: Dataset) -> None:
+    """One transaction, executemany in 50k-row batches; plain sqlite3, no ORM on the way."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute("PRAGMA cache_size=-262144")
+        conn.execute("BEGIN")
+        clients = [tuple(_sqlite_time(v) for v in row) for row in data.clients]
+        for table, columns, rows in (("clients", CLIENT_COLUMNS, clients),
+                                     ("contacts", CONTACT_COLUMNS, data.contacts),
+                                     ("phones", PHONE_COLUMNS, data.phones)):
+            for batch in _batches(rows, 50_000):
+                conn.executemany(_insert_sql(table, columns), batch)
+        conn.execute("COMMIT")
+        conn.execute("ANALYZE")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+
+
+async def load_sqlite(url: str, data: Dataset) -> None:
+    await asyncio.to_thread(load_sqlite_sync, make_url(url).database or "", data)
+
+
+async def load_postgresql(url: str, data: Dataset) -> None:
+    """COPY in binary, then VACUUM ANALYZE so autovacuum does not wake up mid-measurement."""
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        for table, columns, rows in (("clients", CLIENT_COLUMNS, data.clients),
+                                     ("contacts", CONTACT_COLUMNS, data.contacts),
+                                     ("phones", PHONE_COLUMNS, data.phones)):
+            await conn.copy_records_to_table(table, records=rows, columns=list(columns))
+            await conn.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
+            )
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+
+
+LOADERS: dict[str, Callable[[str, Dataset], Awaitable[None]]] = {
+    "sqlite": load_sqlite,
+    "postgresql": load_postgresql,
+}
+
+
+# -- the measurement ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    backend: str
+    rows: int
+    load_seconds: float
+    find_ns: list[int]
+    bare_ns: list[int]
+    outcomes: Counter[tuple[str, str]]  # (expected, got)
+
+
+async def _time_find(engine: AsyncEngine, probe: Probe) -> tuple[int, str]:
+    """What a screen-pop handler does: a session, the lookup, the session closed."""
+    sessions = make_sessionmaker(engine)
+    start = time.perf_counter_ns()
+    async with sessions() as session:
+        found = await ClientBook(session, RULES).find_by_phone(probe.typed)
+    return time.perf_counter_ns() - start, found.match
+
+
+async def _time_bare(engine: AsyncEngine, probe: Probe) -> int:
+    """The floor: one indexed equality through a pooled connection of the same engine."""
+    start = time.perf_counter_ns()
+    async with engine.connect() as conn:
+        (await conn.execute(BARE_QUERY, {"e": probe.e164})).all()
+    return time.perf_counter_ns() - start
+
+
+async def measure(engine: AsyncEngine, probes: Sequence[Probe], warmup: int) -> tuple[list[int], list[int], Counter[tuple[str, str]]]:
+    """Alternate the two lookups call by call, swapping which goes first each time."""
+    find_ns: list[int] = []
+    bare_ns: list[int] = []
+    outcomes: Counter[tuple[str, str]] = Counter()
+    for i, probe in enumerate(probes):
+        if i % 2:
+            bare = await _time_bare(engine, probe)
+            find, match = await _time_find(engine, probe)
+        else:
+            find, match = await _time_find(engine, probe)
+            bare = await _time_bare(engine, probe)
+        if i >= warmup:
+            find_ns.append(find)
+            bare_ns.append(bare)
+            outcomes[(probe.expect, match)] += 1
+    return find_ns, bare_ns, outcomes
+
+
+async def run_backend(backend: str, url: str, data: Dataset, probes: Sequence[Probe], warmup: int) -> Result:
+    await upgrade(url)
+    started = time.perf_counter()
+    await LOADERS[backend](url, data)
+    load_seconds = time.perf_counter() - started
+    engine = make_engine(url)
+    try:
+        gc.collect()
+        find_ns, bare_ns, outcomes = await measure(engine, probes, warmup)
+    finally:
+        await engine.dispose()
+    return Result(backend, len(data.phones), load_seconds, find_ns, bare_ns, outcomes)
+
+
+# -- the report ---------------------------------------------------------------------
+
+
+def percentile_ms(samples: Sequence[int], q: float) -> float:
+    """Nearest-rank percentile, in milliseconds."""
+    ordered = sorted(samples)
+    rank = max(1, round(q / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1] / 1e6
+
+
+def verdict(result: Result) -> tuple[bool, list[str]]:
+    find50, find99 = percentile_ms(result.find_ns, 50), percentile_ms(result.find_ns, 99)
+    bare50, bare99 = percentile_ms(result.bare_ns, 50), percentile_ms(result.bare_ns, 99)
+    misses = []
+    if find99 >= TARGET_P99_MS:
+        misses.append(f"find_by_phone p99 {find99:.3f} ms is not under {TARGET_P99_MS} ms")
+    for label, ratio in (("p50", find50 / bare50), ("p99", find99 / bare99)):
+        if ratio > TARGET_RATIO:
+            misses.append(f"find_by_phone {label} is {ratio:.1f}x the bare query (target {TARGET_RATIO:.0f}x)")
+    wrong = sum(n for (expect, got), n in result.outcomes.items() if expect != got)
+    if wrong:
+        misses.append(f"{wrong} lookups did not return the expected match kind")
+    return not misses, misses
+
+
+def print_report(results: Sequence[Result], queries: int, warmup: int) -> None:
+    header = (f"{'backend':<11}{'rows':>9}{'load s':>8}{'find p50':>10}{'find p99':>10}"
+              f"{'bare p50':>10}{'bare p99':>10}{'x p50':>7}{'x p99':>7}  verdict")
+    print(f"\ncores: {os.cpu_count()}   queries: {queries} timed per lookup (+{warmup} warm-up), "
+          f"interleaved; latencies in ms")
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        find50, find99 = percentile_ms(r.find_ns, 50), percentile_ms(r.find_ns, 99)
+        bare50, bare99 = percentile_ms(r.bare_ns, 50), percentile_ms(r.bare_ns, 99)
+        ok, _ = verdict(r)
+        print(f"{r.backend:<11}{r.rows:>9}{r.load_seconds:>8.1f}{find50:>10.3f}{find99:>10.3f}"
+              f"{bare50:>10.3f}{bare99:>10.3f}{find50 / bare50:>7.1f}{find99 / bare99:>7.1f}  "
+              f"{'PASS' if ok else 'FAIL'}")
+    print(f"\ntargets: find_by_phone p99 < {TARGET_P99_MS} ms and within {TARGET_RATIO:.0f}x of the bare query")
+    for r in results:
+        ok, misses = verdict(r)
+        kinds = ", ".join(f"{e}->{g}: {n}" for (e, g), n in sorted(r.outcomes.items()))
+        print(f"{r.backend}: {'PASS' if ok else 'FAIL'}; outcomes {kinds}")
+        for miss in misses:
+            print(f"  - {miss}")
+
+
+# -- the command --------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000, help="phone rows to load")
+    parser.add_argument("--queries", type=int, default=5000, help="timed lookups of each kind")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--pg-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres",
+                        help="an admin DSN; a hub_bench_<random> database is created and dropped")
+    parser.add_argument("--seed", type=int, default=1)
+    return parser.parse_args(argv)
+
+
+async def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    rng = random.Random(args.seed)
+    started = time.perf_counter()
+    data = make_dataset(args.rows, rng)
+    warmup = min(1000, max(100, args.queries // 5))
+    probes = make_probes(data, args.queries + warmup, rng)
+    print(f"generated {len(data.phones)} phones, {len(data.clients)} clients, {len(data.contacts)} contacts "
+          f"in {time.perf_counter() - started:.1f} s")
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    results = []
+    for backend in backends:
+        database = sqlite_database() if backend == "sqlite" else postgresql_database(args.pg_dsn)
+        async with database as url:
+            results.append(await run_backend(backend, url, data, probes, warmup))
+            print(f"{backend}: loaded in {results[-1].load_seconds:.1f} s, measured", flush=True)
+    print_report(results, args.queries, warmup)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

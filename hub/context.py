@@ -1,0 +1,60 @@
+"""What every part of the running hub shares: settings, the database, the matching rules."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from crm_core import migrate
+from crm_core.clients import MatchRules
+from crm_core.db import make_engine, make_sessionmaker
+from hub.config import Settings
+
+
+class DatabaseNotReady(Exception):
+    """The database schema is older than this code; ``hub db upgrade`` is needed."""
+
+
+@dataclass
+class HubContext:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    rules: MatchRules
+    signing_key: bytes
+
+    @classmethod
+    async def open(cls, settings: Settings, *, upgrade: bool | None = None) -> HubContext:
+        """Connect; upgrade the schema when asked (by default only the embedded SQLite)."""
+        url = settings.effective_database_url
+        if settings.uses_embedded_database:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if upgrade if upgrade is not None else settings.uses_embedded_database:
+            await migrate.upgrade(url)
+        engine = make_engine(url)
+        if not await migrate.is_up_to_date(engine):
+            await engine.dispose()
+            raise DatabaseNotReady("the database schema is not at the current version: run `hub db upgrade` first")
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=make_sessionmaker(engine),
+            rules=MatchRules(
+                region=settings.default_region,
+                suffix_digits=settings.phone_suffix_digits,
+                fold_plus=settings.email_plus_folding,
+            ),
+            signing_key=settings.signing_key(),
+        )
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One unit of work: commits when the block ends, rolls back on error."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,82 @@
+"""``hub run``: open the database, make sure someone can log in, serve until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+
+from aiohttp import web
+
+from crm_core.models import Role
+from crm_core.users import NewUser, UserDirectory
+from hub.config import Settings
+from hub.context import HubContext
+from hub.web.app import make_app
+
+log = logging.getLogger("hub")
+ADMIN_PASSWORD_FILE = "initial-admin-password"
+
+
+async def ensure_admin(context: HubContext) -> str | None:
+    """On an empty user table create ``admin`` with a random password; return that password.
+
+    The password is also left (mode 600) in the data dir, since a console line is
+    easy to miss; changing the password makes the file stale, and it says so.
+    """
+    async with context.transaction() as session:
+        directory = UserDirectory(session)
+        if await directory.count():
+            return None
+        password = secrets.token_urlsafe(12)
+        await directory.create(NewUser(username="admin", role=Role.admin, password=password, full_name="Administrator"))
+    path = context.settings.data_dir / ADMIN_PASSWORD_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"{password}\n# initial password of user 'admin'; stale once changed\n")
+    return password
+
+
+def base_url(settings: Settings) -> str:
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = settings.http_host if settings.http_host not in ("0.0.0.0", "::") else "127.0.0.1"
+    return f"http://{host}:{settings.http_port}"
+
+
+async def serve(settings: Settings) -> None:
+    context = await HubContext.open(settings)
+    runner: web.AppRunner | None = None
+    try:
+        password = await ensure_admin(context)
+        runner = web.AppRunner(make_app(context), access_log=None, shutdown_timeout=10)
+        await runner.setup()
+        await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+        url = base_url(settings)
+        log.info("hub is listening", extra={"fields": {"url": url, "database": context.engine.url.render_as_string()}})
+        print(f"The hub is running at {url}/", flush=True)
+        if password:
+            print(
+                f"Log in as 'admin' with password {password}\n"
+                f"(also saved in {settings.data_dir / ADMIN_PASSWORD_FILE}; change it after the first login)",
+                flush=True,
+            )
+        else:
+            print("Log in with your user name and password; new users: hub user create NAME --role ROLE", flush=True)
+        await _wait_for_stop()
+        log.info("stopping")
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        await context.close()
+
+
+async def _wait_for_stop() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()

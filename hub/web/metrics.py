@@ -1,0 +1,76 @@
+"""Prometheus figures for the HTTP side; each capability adds its own to the same registry."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+import hub
+from hub.web.endpoints import PUBLIC, Api, ApiError
+from hub.web.state import CONTEXT
+
+
+class HttpMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "hub_http_requests", "HTTP requests answered", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "hub_http_request_duration_seconds", "Time to answer", ["route"], registry=self.registry
+        )
+        self.login_failures = Counter("hub_login_failures", "Failed logins", registry=self.registry)
+        info = Gauge("hub_build_info", "Version of the running hub", ["version"], registry=self.registry)
+        info.labels(version=hub.__version__).set(1)
+
+
+METRICS = web.AppKey("metrics", HttpMetrics)
+
+
+@web.middleware
+async def metrics_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    metrics = request.app[METRICS]
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        metrics.requests.labels(request.method, route, str(status)).inc()
+        metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+
+api = Api()
+
+
+@api.route(
+    "GET",
+    "/metrics",
+    summary="Prometheus figures (a bearer token when metrics_token is set)",
+    roles=PUBLIC,
+    tag="system",
+    response_media_type="text/plain",
+    errors=(401,),
+)
+async def serve_metrics(request: web.Request) -> web.Response:
+    """Open by default, as exporters are; with ``metrics_token`` set, that token is required."""
+    token = request.app[CONTEXT].settings.metrics_token
+    if token is not None:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+            raise ApiError(401, "unauthenticated", "metrics need the configured bearer token")
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

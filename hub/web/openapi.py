@@ -1,0 +1,126 @@
+"""The OpenAPI 3.1 document, built from the endpoint registry.
+
+Each operation carries ``x-roles`` (the roles allowed, or ``["public"]``); the role
+enforcement test walks this document, so an endpoint cannot be added unchecked.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+
+import hub
+from hub.web.endpoints import Endpoint
+
+_STATUS_TEXT = {
+    400: "Malformed request",
+    401: "Not logged in, or a bad token",
+    403: "The role may not do this",
+    404: "Not found",
+    409: "Conflicts with the stored data",
+    413: "Too large",
+    415: "Wrong content type",
+    422: "Invalid input",
+    429: "Too many attempts",
+    503: "Not ready",
+}
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {"error": {"type": "string"}, "message": {"type": "string"}, "details": {}},
+}
+
+
+class _Schemas:
+    """Collects model schemas into components, rewriting pydantic's local $defs references."""
+
+    def __init__(self) -> None:
+        self.components: dict[str, Any] = {"Error": _ERROR_SCHEMA}
+
+    def ref(self, model: type[BaseModel]) -> dict[str, str]:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in schema.pop("$defs", {}).items():
+            self.components[name] = definition
+        self.components[model.__name__] = schema
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
+        for name in re.findall(r"\{(\w+)", endpoint.path)
+    ]
+    if endpoint.query is not None:
+        schema = endpoint.query.model_json_schema()
+        required = set(schema.get("required", []))
+        for name, prop in schema.get("properties", {}).items():
+            params.append(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": name in required,
+                    "description": prop.get("description", ""),
+                    "schema": prop,
+                }
+            )
+    return params
+
+
+def _operation(endpoint: Endpoint, schemas: _Schemas) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "operationId": endpoint.handler.__name__,
+        "summary": endpoint.summary,
+        "tags": [endpoint.tag],
+        "x-roles": sorted(r.value for r in endpoint.roles) or ["public"],
+        "parameters": _parameters(endpoint),
+    }
+    if not endpoint.is_public:
+        op["security"] = [{"bearer": []}, {"session": []}]
+    if endpoint.body is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {endpoint.body_media_type: {"schema": schemas.ref(endpoint.body)}},
+        }
+    elif endpoint.body_media_type != "application/json":
+        op["requestBody"] = {"required": True, "content": {endpoint.body_media_type: {"schema": {"type": "string"}}}}
+    ok: dict[str, Any] = {"description": "Success"}
+    if endpoint.response is not None:
+        ok["content"] = {endpoint.response_media_type: {"schema": schemas.ref(endpoint.response)}}
+    elif endpoint.response_status != 204:
+        ok["content"] = {endpoint.response_media_type: {"schema": {"type": "string"}}}
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    responses: dict[str, Any] = {str(endpoint.response_status): ok}
+    codes = set(endpoint.errors)
+    if endpoint.query is not None or endpoint.body is not None:
+        codes.add(422)
+    if not endpoint.is_public:
+        codes |= {401, 403}
+    for code in sorted(codes):
+        responses[str(code)] = {"description": _STATUS_TEXT[code], "content": error}
+    op["responses"] = responses
+    return op
+
+
+def build_document(endpoints: list[Endpoint]) -> dict[str, Any]:
+    schemas = _Schemas()
+    paths: dict[str, dict[str, Any]] = {}
+    for endpoint in endpoints:
+        paths.setdefault(endpoint.openapi_path, {})[endpoint.method.lower()] = _operation(endpoint, schemas)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "hub",
+            "version": hub.__version__,
+            "description": "CTI and e-mail middleware: clients, calls, mail, mailings and 1C sync.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas.components,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "hub token create --user NAME"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "hub_session"},
+            },
+        },
+    }

@@ -1,0 +1,96 @@
+"""Every endpoint in the OpenAPI document enforces exactly the roles the document states."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from crm_core.audit import SYSTEM
+from crm_core.client_data import ClientIn
+from crm_core.clients import ClientBook
+from crm_core.models import Role
+from crm_core.users import NewUser, UserDirectory
+from hub.context import HubContext
+from hub.web.app import all_endpoints, make_app
+from hub.web.openapi import build_document
+from tests.conftest import bearer
+
+DOCUMENT = build_document(all_endpoints())
+OPERATIONS = [
+    (method.upper(), path, op["x-roles"])
+    for path, methods in DOCUMENT["paths"].items()
+    for method, op in methods.items()
+]
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """Role checks do not depend on the database kind; SQLite keeps this table fast."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+
+
+async def _concrete_path(path: str, context: HubContext) -> str:
+    """A fresh record for each call, so a permitted DELETE cannot spoil the next role's call."""
+    if "{id}" not in path:
+        return path
+    async with context.transaction() as session:
+        if path.startswith("/api/clients"):
+            record_id = (await ClientBook(session).create(ClientIn(name="Проверка"), SYSTEM)).id
+        else:
+            count = await UserDirectory(session).count()
+            record_id = (await UserDirectory(session).create(NewUser(f"u{count}", Role.operator))).id
+    return path.replace("{id}", str(record_id))
+
+
+async def _call(http: TestClient, method: str, path: str, headers: dict[str, str]) -> int:
+    if path.endswith("/import"):
+        resp = await http.request(method, path, data=b"name\nX\n", headers={**headers, "Content-Type": "text/csv"})
+    elif method in ("POST", "PATCH", "PUT"):
+        resp = await http.request(method, path, json={}, headers=headers)
+    else:
+        resp = await http.request(method, path, headers=headers)
+    return resp.status
+
+
+@pytest.mark.parametrize(("method", "path", "roles"), OPERATIONS, ids=[f"{m} {p}" for m, p, _ in OPERATIONS])
+async def test_endpoint_enforces_its_documented_roles(
+    method: str, path: str, roles: list[str], http: TestClient, tokens: dict, hub_context: HubContext
+) -> None:
+    if roles == ["public"]:
+        status = await _call(http, method, await _concrete_path(path, hub_context), {})
+        assert status not in (401, 403), f"public {method} {path} answered {status}"
+        return
+    assert set(roles) <= {r.value for r in Role}
+    anonymous = await _call(http, method, await _concrete_path(path, hub_context), {})
+    assert anonymous == 401, f"{method} {path} without credentials answered {anonymous}"
+    for role in Role:
+        status = await _call(http, method, await _concrete_path(path, hub_context), bearer(tokens[role]))
+        if role.value in roles:
+            assert status not in (401, 403), f"{role.value} refused on {method} {path}: {status}"
+        else:
+            assert status == 403, f"{role.value} allowed on {method} {path}: {status}"
+
+
+async def test_every_route_of_the_app_is_in_the_document_or_a_page(hub_context: HubContext) -> None:
+    pages = {("GET", "/"), ("GET", "/login"), ("POST", "/login"), ("POST", "/logout")}
+    app = make_app(hub_context)
+    for route in app.router.routes():
+        if route.method == "HEAD":
+            continue
+        info = route.resource.get_info()
+        raw = info.get("formatter") or info.get("path")
+        path = re.sub(r"\{(\w+):[^}]+\}", r"{\1}", raw)
+        documented = route.method.lower() in DOCUMENT["paths"].get(path, {})
+        assert documented or (route.method, path) in pages, f"{route.method} {path} is neither documented nor a page"
+
+
+def test_every_documented_operation_names_roles_and_responses() -> None:
+    for method, path, roles in OPERATIONS:
+        op = DOCUMENT["paths"][path][method.lower()]
+        assert roles, f"{method} {path} has no x-roles"
+        assert op["responses"], f"{method} {path} has no responses"
+        if roles != ["public"]:
+            assert {"401", "403"} <= set(op["responses"]), f"{method} {path} does not document 401/403"
