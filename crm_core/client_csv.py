@@ -536,11 +536,10 @@ def _read_row(line: int, cells: list[str], columns: list[_Column], titles: dict[
     sources: dict[str, list[str]] = {"addresses": [], "phones": [], "emails": [], "contacts": []}
     owner: str | None = None
     extra = [c for c in cells[len(columns):] if c.strip()]
-    if extra:
-        problems.append(
-            f"the line has {len(columns) + len(extra)} cells but the header has {len(columns)}: "
-            "a value probably contains an unquoted delimiter"
-        )
+    if extra:  # the values are shifted; what they would say about the columns is noise
+        problem = (f"the line has {len(columns) + len(extra)} cells but the header has {len(columns)}: "
+                   "a value probably contains an unquoted delimiter")
+        return ParsedRow(line, None, [problem])
     for column in columns:
         value = _cell(cells[column.index]) if column.index < len(cells) else ""
         target, title = column.target, column.title

@@ -50,7 +50,9 @@ async def test_wrong_password_is_401_and_repeated_failures_are_limited(http: Tes
     resp = await http.post("/api/auth/login", json={"username": "admin", "password": PASSWORD})
     assert resp.status == 429
     assert int(resp.headers["Retry-After"]) > 0
-    audit = await (await http.get("/api/audit", params={"action": "login_failed"}, headers=bearer(tokens[Role.admin]))).json()
+    audit = await (
+        await http.get("/api/audit", params={"action": "login_failed"}, headers=bearer(tokens[Role.admin]))
+    ).json()
     assert audit["total"] == 5
 
 
@@ -59,8 +61,9 @@ async def test_login_page_then_home_page(http: TestClient, tokens: dict) -> None
     assert resp.status == 303 and resp.headers["Location"] == "/login?next=/"
     resp = await http.post("/login", data={"username": "operator", "password": "nope", "next": "/"})
     assert resp.status == 401 and "Неверное имя пользователя или пароль" in await resp.text()
-    resp = await http.post("/login", data={"username": "operator", "password": PASSWORD,
-                                           "next": "//evil.example/"}, allow_redirects=False)
+    resp = await http.post(
+        "/login", data={"username": "operator", "password": PASSWORD, "next": "//evil.example/"}, allow_redirects=False
+    )
     assert resp.status == 303 and resp.headers["Location"] == "/"  # never an open redirect
     home = await http.get("/")
     assert home.status == 200 and "оператор" in await home.text()
@@ -68,12 +71,17 @@ async def test_login_page_then_home_page(http: TestClient, tokens: dict) -> None
 
 async def test_admin_manages_users_and_passwords_are_never_shown(http: TestClient, tokens: dict) -> None:
     admin = bearer(tokens[Role.admin])
-    resp = await http.post("/api/users", json={"username": "olga", "role": "operator", "password": "s3cret-pass",
-                                               "extension": "102"}, headers=admin)
+    resp = await http.post(
+        "/api/users",
+        json={"username": "olga", "role": "operator", "password": "s3cret-pass", "extension": "102"},
+        headers=admin,
+    )
     assert resp.status == 201
     user = await resp.json()
     assert "password" not in user and "password_hash" not in user
-    clash = await http.post("/api/users", json={"username": "oleg", "role": "operator", "extension": "102"}, headers=admin)
+    clash = await http.post(
+        "/api/users", json={"username": "oleg", "role": "operator", "extension": "102"}, headers=admin
+    )
     assert clash.status == 409
     resp = await http.patch(f"/api/users/{user['id']}", json={"role": "marketer"}, headers=admin)
     assert (await resp.json())["role"] == "marketer"

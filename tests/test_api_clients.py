@@ -17,8 +17,13 @@ ROMASHKA = {
     "phones": [{"number": "8 (495) 123-45-67", "label": "office"}],
     "emails": [{"address": "Info@Romashka.ru"}],
     "contacts": [
-        {"first_name": "Иван", "last_name": "Петров", "position": "директор",
-         "phones": [{"number": "+7 916 555-12-34"}], "emails": [{"address": "ivan@romashka.ru"}]}
+        {
+            "first_name": "Иван",
+            "last_name": "Петров",
+            "position": "директор",
+            "phones": [{"number": "+7 916 555-12-34"}],
+            "emails": [{"address": "ivan@romashka.ru"}],
+        }
     ],
     "custom_fields": {"segment": "B2B"},
 }
@@ -31,7 +36,9 @@ async def _create(http: TestClient, token: str, card: dict) -> dict:
 
 
 async def test_token_creates_client_found_by_e164_and_by_ten_digits(http: TestClient, tokens: dict) -> None:
-    created = await _create(http, tokens[Role.operator], {"name": "Ромашка", "phones": [{"number": "8 (495) 123-45-67"}]})
+    created = await _create(
+        http, tokens[Role.operator], {"name": "Ромашка", "phones": [{"number": "8 (495) 123-45-67"}]}
+    )
     ClientOut.model_validate(created)
     for query in ("+74951234567", "4951234567"):
         resp = await http.get("/api/clients", params={"phone": query}, headers=bearer(tokens[Role.operator]))
@@ -39,8 +46,11 @@ async def test_token_creates_client_found_by_e164_and_by_ten_digits(http: TestCl
         ClientPage.model_validate(page)
         assert [c["id"] for c in page["items"]] == [created["id"]], query
         assert page["items"][0]["phones"][0] == {
-            "id": page["items"][0]["phones"][0]["id"], "number": "8 (495) 123-45-67",
-            "e164": "+74951234567", "extension": None, "label": "",
+            "id": page["items"][0]["phones"][0]["id"],
+            "number": "8 (495) 123-45-67",
+            "e164": "+74951234567",
+            "extension": None,
+            "label": "",
         }
 
 
@@ -113,9 +123,13 @@ async def test_patch_changes_fields_checks_version_and_is_audited(http: TestClie
     assert [i["title"] for i in timeline["items"]] == ["Card changed", "Card created"]
     assert timeline["items"][0]["data"]["changed"]["status"] == ["active", "inactive"]
 
-    audit = await (await http.get("/api/audit", params={"entity_id": str(created["id"])},
-                                  headers=bearer(tokens[Role.admin]))).json()
-    assert [(e["action"], e["username"]) for e in audit["items"]][:2] == [("update", "operator"), ("create", "operator")]
+    audit = await (
+        await http.get("/api/audit", params={"entity_id": str(created["id"])}, headers=bearer(tokens[Role.admin]))
+    ).json()
+    assert [(e["action"], e["username"]) for e in audit["items"]][:2] == [
+        ("update", "operator"),
+        ("create", "operator"),
+    ]
 
 
 async def test_reading_a_card_is_written_to_the_audit_log(http: TestClient, tokens: dict) -> None:
@@ -132,8 +146,9 @@ async def test_invalid_card_gets_422_naming_the_problem(http: TestClient, tokens
     assert resp.status == 422
     body = await resp.json()
     assert "INN check digit" in body["details"][0]["message"]
-    resp = await http.post("/api/clients", data=b"{not json", headers={**bearer(tokens[Role.admin]),
-                                                                     "Content-Type": "application/json"})
+    resp = await http.post(
+        "/api/clients", data=b"{not json", headers={**bearer(tokens[Role.admin]), "Content-Type": "application/json"}
+    )
     assert resp.status == 400 and (await resp.json())["error"] == "bad_json"
 
 
@@ -148,8 +163,9 @@ async def test_deleted_client_is_gone_from_reads_and_lookups(http: TestClient, t
     resp = await http.delete(f"/api/clients/{created['id']}", headers=bearer(tokens[Role.admin]))
     assert resp.status == 204
     assert (await http.get(f"/api/clients/{created['id']}", headers=bearer(tokens[Role.admin]))).status == 404
-    lookup = await (await http.get("/api/lookup/phone", params={"number": "+74951234567"},
-                                   headers=bearer(tokens[Role.admin]))).json()
+    lookup = await (
+        await http.get("/api/lookup/phone", params={"number": "+74951234567"}, headers=bearer(tokens[Role.admin]))
+    ).json()
     assert lookup == {"match": "none", "ambiguous": False, "candidates": []}
 
 
@@ -164,8 +180,12 @@ CP1251_CSV = (
 
 async def test_csv_dry_run_reports_bad_rows_and_changes_nothing(http: TestClient, tokens: dict) -> None:
     token = tokens[Role.accountant]
-    resp = await http.post("/api/clients/import", params={"dry_run": "true"}, data=CP1251_CSV,
-                           headers={**bearer(token), "Content-Type": "text/csv"})
+    resp = await http.post(
+        "/api/clients/import",
+        params={"dry_run": "true"},
+        data=CP1251_CSV,
+        headers={**bearer(token), "Content-Type": "text/csv"},
+    )
     assert resp.status == 200, await resp.text()
     report = await resp.json()
     ImportReportOut.model_validate(report)
@@ -178,13 +198,19 @@ async def test_csv_dry_run_reports_bad_rows_and_changes_nothing(http: TestClient
 
 async def test_csv_all_or_nothing_imports_nothing_when_a_row_is_bad(http: TestClient, tokens: dict) -> None:
     token = tokens[Role.accountant]
-    resp = await http.post("/api/clients/import", data=CP1251_CSV, headers={**bearer(token), "Content-Type": "text/csv"})
+    resp = await http.post(
+        "/api/clients/import", data=CP1251_CSV, headers={**bearer(token), "Content-Type": "text/csv"}
+    )
     assert resp.status == 422
     assert (await resp.json())["applied"] is False
     assert (await (await http.get("/api/clients", headers=bearer(token))).json())["total"] == 0
 
-    resp = await http.post("/api/clients/import", params={"mode": "good"}, data=CP1251_CSV,
-                           headers={**bearer(token), "Content-Type": "text/csv"})
+    resp = await http.post(
+        "/api/clients/import",
+        params={"mode": "good"},
+        data=CP1251_CSV,
+        headers={**bearer(token), "Content-Type": "text/csv"},
+    )
     report = await resp.json()
     assert resp.status == 200 and report["imported"] == 2
     names = [c["name"] for c in (await (await http.get("/api/clients", headers=bearer(token))).json())["items"]]

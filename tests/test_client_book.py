@@ -399,11 +399,11 @@ async def test_card_with_the_longest_allowed_name_and_full_name_is_stored(
     book = ClientBook(session)
     client = await book.create(ClientIn(name="Р" * 300, full_name="О" * 1000), SYSTEM)
     await session.commit()
-    assert (await book.search(ClientQuery(name="ро"))).total == 1
+    assert (await book.search(ClientQuery(name="рррр"))).total == 1
     assert len((await book.get(client.id)).full_name) == 1000
 
 
-async def test_phone_typed_as_a_long_run_of_digits_is_kept_as_typed(
+async def test_field_with_three_numbers_pasted_from_a_spreadsheet_is_kept_as_typed(
     request: pytest.FixtureRequest, session: AsyncSession
 ) -> None:
     _xfail_on_postgresql(
@@ -413,9 +413,9 @@ async def test_phone_typed_as_a_long_run_of_digits_is_kept_as_typed(
         "the (up to 100-character) text, so PostgreSQL rejects a phone with more than 32 digits",
     )
     book = ClientBook(session)
-    typed = "счёт 40702810938000012345, тел. 495 123-45-67"
+    typed = "8 495 123-45-67; 8 495 123-45-68; 8 916 123-45-69"  # 33 digits, no single reading
     client = await book.create(ClientIn(name="Ромашка", phones=[{"number": typed}]), SYSTEM)
     await session.commit()
     card = client_to_dict(await book.get(client.id))
     assert (card["phones"][0]["number"], card["phones"][0]["e164"]) == (typed, None)
-    assert (await book.find_by_phone("+7 495 123-45-67")).client_ids == [client.id]
+    assert (await book.find_by_phone("+7 916 123-45-69")).client_ids == [client.id]
