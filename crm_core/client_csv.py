@@ -22,7 +22,6 @@ import csv
 import io
 import json
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,10 +31,10 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
-from crm_core import audit, phones
+from crm_core import audit
 from crm_core.audit import Actor
 from crm_core.client_data import ClientIn, client_to_dict, person_name
-from crm_core.clients import ClientBook, search_text
+from crm_core.clients import ClientBook
 from crm_core.errors import DomainError
 from crm_core.models import Client, ClientKind, ClientStatus, User
 
@@ -57,8 +56,6 @@ HEADER_SEARCH_RECORDS = 10  # a title or blank lines may precede the header
 _QUERY_CHUNK = 500
 _MAX_DB_INT = 2**31 - 1
 # Column limits the database enforces but ClientIn does not check.
-_MAX_PHONE_DIGITS = 32  # Phone.digits_rev is String(32)
-_MAX_SEARCH_NAME = 1300  # Client.search_name is String(1300), after case-folding
 
 
 class CsvError(DomainError):
@@ -143,7 +140,10 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
-_WORKBOOKS = ((b"PK\x03\x04", "an Excel workbook (.xlsx)"), (b"\xd0\xcf\x11\xe0", "an old Excel workbook (.xls)"))
+_WORKBOOKS = (
+    (b"PK\x03\x04", "an Excel workbook (.xlsx)"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel workbook (.xls)"),
+)
 _SAVE_AS = "save it from Excel as 'CSV (разделители - точка с запятой)' or 'CSV UTF-8'"
 _NOT_TEXT = f"the file is not text (binary data, or UTF-16 without a byte-order mark): {_SAVE_AS}"
 
@@ -203,7 +203,7 @@ def _decodings(data: bytes) -> list[tuple[str, str]]:
             text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
-        score = _russian_score(text)
+        score = _russian_score(text[:65_536])
         if name not in found and (found or score >= 0.5):
             others.append((score, name, text))
     for _, name, text in sorted(others, key=lambda o: -o[0]):
@@ -216,22 +216,19 @@ def _decodings(data: bytes) -> list[tuple[str, str]]:
     return [(text, name) for name, text in found.items()]
 
 
-_FREQUENT_RUSSIAN = set("оеаинтсрвлкмдпуяыьгзбч")
+_CYRILLIC = re.compile("[\u0400-\u04ff]")
+_FREQUENT_RUSSIAN = re.compile("[оеаинтсрвлкмдпуяыьгзбч]")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def _russian_score(text: str) -> float:
     """Share of Cyrillic letters that are common lower-case Russian ones (about 0.9 in real text)."""
-    cyrillic = [ch for ch in text if "\u0400" <= ch <= "\u04ff"]
-    if not cyrillic:
-        return 0.0
-    return sum(ch in _FREQUENT_RUSSIAN for ch in cyrillic) / len(cyrillic)
+    cyrillic = len(_CYRILLIC.findall(text))
+    return len(_FREQUENT_RUSSIAN.findall(text)) / cyrillic if cyrillic else 0.0
 
 
 def _looks_binary(text: str) -> bool:
-    if "\x00" in text:
-        return True
-    controls = sum(1 for ch in text if ch not in "\t\r\n" and unicodedata.category(ch) == "Cc")
-    return controls > max(2, len(text) // 100)
+    return "\x00" in text or len(_CONTROL.findall(text)) > max(2, len(text) // 100)
 
 
 # -- records and delimiter -----------------------------------------------------------
@@ -416,8 +413,12 @@ _STATUSES = {
     ClientStatus.inactive: ("inactive", "неактивный", "неактивен", "архив", "архивный", "недействующий"),
 }
 _STATUS_OF = {alias: status for status, aliases in _STATUSES.items() for alias in aliases}
-_KIND_TITLES = {ClientKind.legal_entity: "Юр. лицо", ClientKind.sole_trader: "ИП", ClientKind.individual: "Физ. лицо"}
-_STATUS_TITLES = {ClientStatus.lead: "Лид", ClientStatus.active: "Активный", ClientStatus.inactive: "Неактивный"}
+_KIND_TITLES = {
+    ClientKind.legal_entity: "Юр. лицо", ClientKind.sole_trader: "ИП", ClientKind.individual: "Физ. лицо"
+}
+_STATUS_TITLES = {
+    ClientStatus.lead: "Лид", ClientStatus.active: "Активный", ClientStatus.inactive: "Неактивный"
+}
 
 
 def _cell(raw: str) -> str:
@@ -593,7 +594,6 @@ def _read_row(line: int, cells: list[str], columns: list[_Column], titles: dict[
         problems.append(f"{titles['name']}: empty; every client needs a name")
     _infer_kind(card)
     problems.extend(_requisite_shape(card, titles))
-    problems.extend(_storage_limits(card, titles, sources))
     client = _validate(card, titles, sources, problems)
     requisites = (card["inn"], card.get("kpp") or None) if card.get("inn") else None
     return ParsedRow(line, None if problems else client, problems, requisites, owner)
@@ -623,21 +623,6 @@ def _requisite_shape(card: dict[str, Any], titles: dict[str, str]) -> list[str]:
     return problems
 
 
-def _storage_limits(card: dict[str, Any], titles: dict[str, str], sources: dict[str, list[str]]) -> list[str]:
-    """Limits of the database columns that ClientIn does not check, so a dry run predicts the real one."""
-    problems = []
-    for i, phone in enumerate(card["phones"]):
-        if len(phones.normalise(phone["number"]).digits) > _MAX_PHONE_DIGITS:
-            problems.append(f"{sources['phones'][i]}: too many digits for a phone number: {phone['number']}")
-    for contact, title in zip(card["contacts"], sources["contacts"]):
-        for phone in contact["phones"]:
-            if len(phones.normalise(phone["number"]).digits) > _MAX_PHONE_DIGITS:
-                problems.append(f"{title}: too many digits for a phone number: {phone['number']}")
-    if len(search_text(card.get("name", ""), card.get("full_name", ""))) > _MAX_SEARCH_NAME:
-        problems.append(f"{titles['name']}: the name and full name are too long together")
-    return problems
-
-
 def _validate(card: dict[str, Any], titles: dict[str, str], sources: dict[str, list[str]],
               problems: list[str]) -> ClientIn | None:
     """The card, or None with every problem added.
@@ -664,7 +649,9 @@ def _validate(card: dict[str, Any], titles: dict[str, str], sources: dict[str, l
     return None
 
 
-def _explain(exc: ValidationError, card: dict[str, Any], titles: dict[str, str], sources: dict[str, list[str]]) -> list[str]:
+def _explain(
+    exc: ValidationError, card: dict[str, Any], titles: dict[str, str], sources: dict[str, list[str]]
+) -> list[str]:
     """Pydantic's errors as "<column as written>: <what is wrong>"."""
     problems = []
     for error in exc.errors():
@@ -703,6 +690,10 @@ def _shown(card: dict[str, Any], loc: tuple[Any, ...]) -> str:
         item.get("last_name"), item.get("first_name"), item.get("middle_name"))
 
 
+def _requisites_text(inn: str, kpp: str | None) -> str:
+    return f"{inn} / KPP {kpp}" if kpp else inn
+
+
 def _mark_duplicates(rows: list[ParsedRow], titles: dict[str, str]) -> None:
     first: dict[tuple[str, str | None], int] = {}
     for row in rows:
@@ -711,7 +702,7 @@ def _mark_duplicates(rows: list[ParsedRow], titles: dict[str, str]) -> None:
         if row.requisites in first:
             inn, kpp = row.requisites
             title = titles.get("inn") or titles.get("inn_kpp", "inn")
-            row.reject(f"{title}: INN {inn}{f' / KPP {kpp}' if kpp else ''} is already on line {first[row.requisites]}")
+            row.reject(f"{title}: INN {_requisites_text(inn, kpp)} is already on line {first[row.requisites]}")
         else:
             first[row.requisites] = row.line
 
@@ -825,7 +816,7 @@ async def _check_against_database(book: ClientBook, parsed: ParsedCsv) -> None:
         if row.requisites in existing:
             client_id, name = existing[row.requisites]
             inn, kpp = row.requisites
-            row.reject(f"{title}: client {client_id} ({name}) already has INN {inn}{f' / KPP {kpp}' if kpp else ''}")
+            row.reject(f"{title}: client {client_id} ({name}) already has INN {_requisites_text(inn, kpp)}")
     owners = [r for r in parsed.rows if r.owner]
     if not owners:
         return

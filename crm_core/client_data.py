@@ -15,6 +15,11 @@ from crm_core import emails
 from crm_core.models import Client, ClientKind, ClientStatus
 from crm_core.requisites import inn_problem, kpp_problem, ogrn_problem
 
+_KIND_TEXT = {
+    ClientKind.legal_entity: "a legal entity",
+    ClientKind.sole_trader: "a sole trader",
+    ClientKind.individual: "an individual",
+}
 AddressKind = Literal["legal", "actual", "postal", "other"]
 
 
@@ -22,9 +27,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+MAX_PHONE_DIGITS = 20  # E.164 allows 15; the rest is room for extensions typed inline
+
+
 class PhoneIn(_Strict):
     number: str = Field(min_length=1, max_length=100, description="As typed; normalised to E.164")
     label: str = Field("", max_length=50)
+
+    @field_validator("number")
+    @classmethod
+    def _not_too_long(cls, value: str) -> str:
+        if sum(ch.isdigit() for ch in value) > MAX_PHONE_DIGITS:
+            raise ValueError(f"a phone number has at most {MAX_PHONE_DIGITS} digits")
+        return value
 
 
 class EmailIn(_Strict):
@@ -101,7 +116,7 @@ class ClientIn(_Strict):
                 raise ValueError(f"inn: {problem}")
             expected = 10 if self.kind is ClientKind.legal_entity else 12
             if len(self.inn) != expected:
-                raise ValueError(f"inn: a {self.kind.value} has a {expected}-digit INN")
+                raise ValueError(f"inn: {_KIND_TEXT[self.kind]} has a {expected}-digit INN")
         if self.kpp is not None:
             if self.kind is not ClientKind.legal_entity:
                 raise ValueError("kpp: only a legal entity has a KPP")
@@ -114,7 +129,7 @@ class ClientIn(_Strict):
                 raise ValueError(f"ogrn: {problem}")
             expected = 13 if self.kind is ClientKind.legal_entity else 15
             if len(self.ogrn) != expected:
-                raise ValueError(f"ogrn: a {self.kind.value} has a {expected}-digit OGRN")
+                raise ValueError(f"ogrn: {_KIND_TEXT[self.kind]} has a {expected}-digit OGRN")
         return self
 
 

@@ -16,12 +16,20 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    # The sqlite3 module would otherwise send no BEGIN before a SAVEPOINT, so RELEASE
+    # would commit: SQLAlchemy then issues BEGIN itself (see _begin).
+    dbapi_connection.isolation_level = None
+
+
+def _begin(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
+        event.listen(engine.sync_engine, "begin", _begin)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("pool_pre_ping", True)

@@ -137,7 +137,7 @@ class Client(Base):
     kind: Mapped[ClientKind] = mapped_column(Enum(ClientKind, native_enum=False, length=20))
     name: Mapped[str] = mapped_column(String(300))
     full_name: Mapped[str] = mapped_column(String(1000), default="")
-    search_name: Mapped[str] = mapped_column(String(1300), index=True)
+    search_name: Mapped[str] = mapped_column(Text, index=True)
     inn: Mapped[str | None] = mapped_column(String(12), index=True)
     kpp: Mapped[str | None] = mapped_column(String(9))
     ogrn: Mapped[str | None] = mapped_column(String(15))

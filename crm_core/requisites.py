@@ -11,7 +11,7 @@ import re
 _INN10_WEIGHTS = (2, 4, 10, 3, 5, 9, 4, 6, 8)
 _INN12_WEIGHTS_1 = (7, 2, 4, 10, 3, 5, 9, 4, 6, 8)
 _INN12_WEIGHTS_2 = (3, 7, 2, 4, 10, 3, 5, 9, 4, 6, 8)
-_KPP = re.compile(r"^\d{4}[\dA-Z]{2}\d{3}$")
+_KPP = re.compile(r"^\d{4}[\dA-Z]{2}\d{3}$", re.ASCII)
 
 
 def _check_digit(digits: str, weights: tuple[int, ...]) -> int:
@@ -20,7 +20,7 @@ def _check_digit(digits: str, weights: tuple[int, ...]) -> int:
 
 def inn_problem(inn: str) -> str | None:
     """None when ``inn`` is a valid 10- or 12-digit INN, else what is wrong with it."""
-    if not inn.isdigit() or len(inn) not in (10, 12):
+    if not (inn.isascii() and inn.isdigit()) or len(inn) not in (10, 12):
         return "INN must be 10 digits (organisation) or 12 digits (person)"
     if len(inn) == 10:
         ok = _check_digit(inn, _INN10_WEIGHTS) == int(inn[9])
@@ -35,7 +35,7 @@ def kpp_problem(kpp: str) -> str | None:
 
 def ogrn_problem(ogrn: str) -> str | None:
     """OGRN (13 digits, organisations) or OGRNIP (15 digits, sole traders)."""
-    if not ogrn.isdigit() or len(ogrn) not in (13, 15):
+    if not (ogrn.isascii() and ogrn.isdigit()) or len(ogrn) not in (13, 15):
         return "OGRN must be 13 digits (or OGRNIP 15 digits)"
     body, check = int(ogrn[:-1]), int(ogrn[-1])
     modulus = 11 if len(ogrn) == 13 else 13

@@ -1,3 +1,5 @@
+"""The client book: cards created, changed and deleted with an audit trail, and their timeline."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -10,11 +12,35 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.audit import SYSTEM, Actor
 from crm_core.client_data import ClientIn, client_to_dict
-from crm_core.clients import ClientBook, ClientQuery, MatchRules
+from crm_core.clients import ClientBook, ClientQuery
 from crm_core.errors import Conflict, InvalidInput, NotFound
 from crm_core.models import AuditEntry, Role, utcnow
 from crm_core.timeline import client_timeline
 from crm_core.users import NewUser, UserDirectory
+
+# -- helpers ---------------------------------------------------------------------
+
+
+async def _actor(session: AsyncSession, username: str = "ivanova") -> Actor:
+    user = await UserDirectory(session).create(NewUser(username=username, role=Role.operator))
+    await session.commit()
+    return Actor(user_id=user.id, username=user.username, ip="10.0.0.7")
+
+
+async def _audit(
+    session: AsyncSession,
+) -> list[tuple[str, str, str | None, int | None, str, str | None, dict[str, Any]]]:
+    rows = (await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all()
+    return [(r.action, r.entity, r.entity_id, r.user_id, r.username, r.ip, r.details) for r in rows]
+
+
+def _problem(error: pytest.ExceptionInfo[ValidationError]) -> str:
+    return str(error.value.errors()[0]["msg"])
+
+
+def _xfail_on_postgresql(request: pytest.FixtureRequest, session: AsyncSession, reason: str) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
 
 
 async def test_client_with_russian_number_is_found_by_e164_and_by_last_ten_digits(session: AsyncSession) -> None:
@@ -28,29 +54,6 @@ async def test_client_with_russian_number_is_found_by_e164_and_by_last_ten_digit
     card = client_to_dict(await book.get(client.id))
     assert card["phones"][0]["number"] == "8 (495) 123-45-67"
     assert card["phones"][0]["e164"] == "+74951234567"
-
-
-# -- helpers ---------------------------------------------------------------------
-
-
-async def _actor(session: AsyncSession, username: str = "ivanova") -> Actor:
-    user = await UserDirectory(session).create(NewUser(username=username, role=Role.operator))
-    await session.commit()
-    return Actor(user_id=user.id, username=user.username, ip="10.0.0.7")
-
-
-async def _audit(session: AsyncSession) -> list[tuple[str, str, str | None, int | None, str, str | None, dict[str, Any]]]:
-    rows = (await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all()
-    return [(r.action, r.entity, r.entity_id, r.user_id, r.username, r.ip, r.details) for r in rows]
-
-
-def _problem(error: pytest.ExceptionInfo[ValidationError]) -> str:
-    return str(error.value.errors()[0]["msg"])
-
-
-def _xfail_on_postgresql(request: pytest.FixtureRequest, session: AsyncSession, reason: str) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
 
 
 # -- create, update, delete and the audit log -------------------------------------
@@ -132,7 +135,13 @@ async def test_deleting_a_client_hides_it_and_logs_its_name(session: AsyncSessio
     with pytest.raises(NotFound):
         await book.update(client.id, {"name": "Лютик"}, actor)
     assert (await _audit(session))[-1] == (
-        "delete", "client", str(client.id), actor.user_id, "ivanova", "10.0.0.7", {"name": "Ромашка"}
+        "delete",
+        "client",
+        str(client.id),
+        actor.user_id,
+        "ivanova",
+        "10.0.0.7",
+        {"name": "Ромашка"},
     )
 
 
@@ -164,7 +173,9 @@ async def test_second_client_with_the_same_inn_and_no_kpp_is_a_conflict(session:
 async def test_branches_share_an_inn_with_different_kpps(session: AsyncSession) -> None:
     book = ClientBook(session)
     head = await book.create(ClientIn(name="Сбербанк", inn="7707083893", kpp="773601001"), SYSTEM)
-    branch = await book.create(ClientIn(name="Сбербанк, Северо-Западный банк", inn="7707083893", kpp="784243001"), SYSTEM)
+    branch = await book.create(
+        ClientIn(name="Сбербанк, Северо-Западный банк", inn="7707083893", kpp="784243001"), SYSTEM
+    )
     await session.commit()
     page = await book.search(ClientQuery(inn="7707083893"))
     assert sorted(c.id for c in page.items) == [head.id, branch.id]
@@ -195,7 +206,10 @@ async def test_inn_of_a_deleted_client_can_be_used_again(session: AsyncSession) 
         ({"inn": "7707083894"}, "Value error, inn: INN check digit does not match"),
         ({"inn": "500100732259"}, "Value error, inn: a legal_entity has a 10-digit INN"),
         ({"kind": "sole_trader", "inn": "7707083893"}, "Value error, inn: a sole_trader has a 12-digit INN"),
-        ({"kind": "sole_trader", "inn": "500100732259", "kpp": "773601001"}, "Value error, kpp: only a legal entity has a KPP"),
+        (
+            {"kind": "sole_trader", "inn": "500100732259", "kpp": "773601001"},
+            "Value error, kpp: only a legal entity has a KPP",
+        ),
         ({"kpp": "77360100"}, "Value error, kpp: KPP must be 9 characters: 4 digits, 2 digits or letters, 3 digits"),
         ({"ogrn": "1027700132196"}, "Value error, ogrn: OGRN check digit does not match"),
         ({"ogrn": "304500116000157"}, "Value error, ogrn: a legal_entity has a 13-digit OGRN"),
@@ -212,7 +226,11 @@ def test_well_formed_requisites_of_each_kind_are_accepted() -> None:
     trader = ClientIn(kind="sole_trader", name="ИП Иванов", inn="500100732259", ogrn="304500116000157")
     person = ClientIn(kind="individual", name="Иванов И. И.", inn=" 500100732259 ", kpp="", ogrn="  ")
     assert (company.inn, trader.ogrn, person.inn, person.kpp, person.ogrn) == (
-        "7707083893", "304500116000157", "500100732259", None, None
+        "7707083893",
+        "304500116000157",
+        "500100732259",
+        None,
+        None,
     )
 
 
@@ -247,8 +265,13 @@ async def test_contacts_passed_back_with_their_ids_keep_them(session: AsyncSessi
         client.id,
         {
             "contacts": [
-                {"id": ivanov, "last_name": "Иванов", "first_name": "Иван", "position": "директор",
-                 "phones": [{"number": "+7 916 222-22-22"}]},
+                {
+                    "id": ivanov,
+                    "last_name": "Иванов",
+                    "first_name": "Иван",
+                    "position": "директор",
+                    "phones": [{"number": "+7 916 222-22-22"}],
+                },
                 {"last_name": "Сидоров", "first_name": "Пётр"},
             ]
         },
@@ -275,7 +298,9 @@ async def test_a_contact_id_from_another_card_is_not_taken_over(session: AsyncSe
     anna = lutik.contacts[0].id
     await book.update(romashka.id, {"contacts": [{"id": anna, "first_name": "Мария"}]}, SYSTEM)
     await session.commit()
-    assert [(c["id"], c["first_name"]) for c in client_to_dict(await book.get(lutik.id))["contacts"]] == [(anna, "Анна")]
+    assert [(c["id"], c["first_name"]) for c in client_to_dict(await book.get(lutik.id))["contacts"]] == [
+        (anna, "Анна")
+    ]
     [maria] = client_to_dict(await book.get(romashka.id))["contacts"]
     assert (maria["first_name"], maria["id"] != anna) == ("Мария", True)
 
@@ -283,11 +308,15 @@ async def test_a_contact_id_from_another_card_is_not_taken_over(session: AsyncSe
 async def test_phones_given_in_an_update_replace_the_old_ones(session: AsyncSession) -> None:
     book = ClientBook(session)
     client = await book.create(
-        ClientIn(name="Ромашка", phones=[{"number": "8 495 123-45-67", "label": "офис"}, {"number": "8 495 765-43-21"}]),
+        ClientIn(
+            name="Ромашка", phones=[{"number": "8 495 123-45-67", "label": "офис"}, {"number": "8 495 765-43-21"}]
+        ),
         SYSTEM,
     )
     await session.commit()
-    _, diff = await book.update(client.id, {"phones": [{"number": "+7 812 000-11-22 доб. 5", "label": "склад"}]}, SYSTEM)
+    _, diff = await book.update(
+        client.id, {"phones": [{"number": "+7 812 000-11-22 доб. 5", "label": "склад"}]}, SYSTEM
+    )
     await session.commit()
 
     assert diff == {
@@ -362,7 +391,11 @@ async def test_timeline_of_one_client_does_not_show_another(session: AsyncSessio
     await book.delete(other.id, SYSTEM)
     await session.commit()
     assert [i.title for i in await client_timeline(session, mine.id)] == ["Card created"]
-    assert [i.title for i in await client_timeline(session, other.id)] == ["Card deleted", "Card changed", "Card created"]
+    assert [i.title for i in await client_timeline(session, other.id)] == [
+        "Card deleted",
+        "Card changed",
+        "Card created",
+    ]
 
 
 @pytest.mark.xfail(
@@ -376,8 +409,14 @@ async def test_timeline_items_at_the_same_instant_are_still_newest_first(session
     same_instant = utcnow()
     for n in range(12):
         session.add(
-            AuditEntry(at=same_instant, username="1c-sync", action="update", entity="client",
-                       entity_id=str(client.id), details={"n": n})
+            AuditEntry(
+                at=same_instant,
+                username="1c-sync",
+                action="update",
+                entity="client",
+                entity_id=str(client.id),
+                details={"n": n},
+            )
         )
     await session.commit()
     items = await client_timeline(session, client.id, before=same_instant + timedelta(seconds=1))

@@ -18,7 +18,7 @@ INN12_WEIGHTS_2 = (3, 7, 2, 4, 10, 3, 5, 9, 4, 6, 8)
 
 
 def _check(digits: str, weights: tuple[int, ...]) -> str:
-    return str(sum(int(d) * w for d, w in zip(digits, weights)) % 11 % 10)
+    return str(sum(int(d) * w for d, w in zip(digits[: len(weights)], weights, strict=True)) % 11 % 10)
 
 
 def _valid_inn10(body: str) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from pydantic import ValidationError
 
+from crm_core.client_csv import CsvError
 from crm_core.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
 from hub.web.endpoints import ApiError
 
@@ -41,6 +42,8 @@ async def error_middleware(
         raise ApiError(422, "invalid", str(exc), details) from None
     except AuthenticationFailed as exc:
         raise ApiError(401, "unauthenticated", str(exc)) from None
+    except CsvError as exc:
+        raise ApiError(400, "bad_file", str(exc)) from None
     except Exception:
         error_id = uuid.uuid4().hex[:12]
         log.exception("unhandled error", extra={"fields": {"error_id": error_id, "path": request.path}})
