@@ -227,3 +227,12 @@ async def test_export_is_csv_and_audited(http: TestClient, tokens: dict) -> None
     audit = await (await http.get("/api/audit", params={"action": "export"}, headers=bearer(tokens[Role.admin]))).json()
     assert audit["items"][0]["username"] == "accountant"
     assert audit["items"][0]["details"]["count"] == 1
+
+
+async def test_unreadable_csv_is_a_400_saying_why(http: TestClient, tokens: dict) -> None:
+    headers = {**bearer(tokens[Role.accountant]), "Content-Type": "text/csv"}
+    for payload in (b"", b"PK\x03\x04\x14\x00\x06\x00binary xlsx"):
+        resp = await http.post("/api/clients/import", params={"dry_run": "true"}, data=payload, headers=headers)
+        assert resp.status == 400
+        body = await resp.json()
+        assert body["error"] == "bad_file" and body["message"]

@@ -119,21 +119,11 @@ def test_kpp_of_any_other_shape_is_rejected(kpp: str) -> None:
 @given(st.text(max_size=16))
 @example("²" * 10)
 @example("²" * 13)
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: requisites.inn_problem/ogrn_problem use str.isdigit(), which is True for '²' and other "
-    "non-decimal digits that int() rejects, so they raise ValueError instead of naming the problem",
-)
 def test_checking_any_text_names_a_problem_or_none_and_never_raises(text: str) -> None:
     for check in (inn_problem, kpp_problem, ogrn_problem):
         assert check(text) is None or isinstance(check(text), str)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: requisites accept non-ASCII digits (isdigit() and regex \\d are Unicode-aware), so a "
-    "fullwidth INN passes and is stored unlike its ASCII twin, defeating the duplicate-INN check and 1C matching",
-)
 @pytest.mark.parametrize(
     ("check", "value"),
     [
