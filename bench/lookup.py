@@ -29,20 +29,18 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from crm_core import phones  # noqa: E402
-from crm_core.clients import ClientBook, MatchRules, search_text  # noqa: E402
-from crm_core.db import make_engine, make_sessionmaker  # noqa: E402
-from crm_core.migrate import upgrade  # noqa: E402
+from crm_core import phones
+from crm_core.clients import ClientBook, Lookup, MatchRules, search_text
+from crm_core.db import make_engine, make_sessionmaker
+from crm_core.migrate import upgrade
 
 TARGET_P99_MS = 2.0
 TARGET_RATIO = 3.0
@@ -311,6 +309,7 @@ LOADERS: dict[str, Callable[[str, Dataset], Awaitable[None]]] = {
 @dataclass(frozen=True, slots=True)
 class Result:
     backend: str
+    mode: str
     rows: int
     load_seconds: float
     find_ns: list[int]
@@ -319,53 +318,95 @@ class Result:
     load_average: float  # the machine's 1-minute load when the measurement ended
 
 
-async def _time_find(engine: AsyncEngine, probe: Probe) -> tuple[int, str]:
-    """What a screen-pop handler does: a session, the lookup, the session closed."""
+@dataclass
+class Samples:
+    mode: str
+    find_ns: list[int] = field(default_factory=list)
+    bare_ns: list[int] = field(default_factory=list)
+    outcomes: Outcomes = field(default_factory=Counter)
+
+    def add(self, keep: bool, probe: Probe, find: tuple[int, object], bare: tuple[int, object]) -> None:
+        if keep:
+            self.find_ns.append(find[0])
+            self.bare_ns.append(bare[0])
+            found = find[1]
+            assert isinstance(found, Lookup)
+            self.outcomes[(probe.expect, found.match)] += 1
+
+
+async def _timed(call: Callable[[], Awaitable[object]]) -> tuple[int, object]:
+    start = time.perf_counter_ns()
+    value = await call()
+    return time.perf_counter_ns() - start, value
+
+
+async def measure_open(engine: AsyncEngine, probes: Sequence[Probe], warmup: int) -> Samples:
+    """Inside a unit of work: one session for the lookups, one connection for the bare query.
+
+    This is the lookup itself, as a connector's event handler runs it in the transaction
+    it already holds.
+    """
+    samples = Samples("in a transaction")
+    async with make_sessionmaker(engine)() as session, engine.connect() as conn:
+        book = ClientBook(session, RULES)
+        for i, probe in enumerate(probes):
+            find = _timed(lambda p=probe: book.find_by_phone(p.typed))
+            bare = _timed(lambda p=probe: _bare(conn, p))
+            samples.add(i >= warmup, probe, *await _alternate(i, find, bare))
+    return samples
+
+
+async def measure_pooled(engine: AsyncEngine, probes: Sequence[Probe], warmup: int) -> Samples:
+    """Each call checks a connection out of the pool (with its pre-ping) and back in."""
+    samples = Samples("pool checkout per call")
     sessions = make_sessionmaker(engine)
-    start = time.perf_counter_ns()
-    async with sessions() as session:
-        found = await ClientBook(session, RULES).find_by_phone(probe.typed)
-    return time.perf_counter_ns() - start, found.match
 
+    async def find(probe: Probe) -> object:
+        async with sessions() as session:
+            return await ClientBook(session, RULES).find_by_phone(probe.typed)
 
-async def _time_bare(engine: AsyncEngine, probe: Probe) -> int:
-    """The floor: one indexed equality through a pooled connection of the same engine."""
-    start = time.perf_counter_ns()
-    async with engine.connect() as conn:
-        (await conn.execute(BARE_QUERY, {"e": probe.e164})).all()
-    return time.perf_counter_ns() - start
+    async def bare(probe: Probe) -> object:
+        async with engine.connect() as conn:
+            return await _bare(conn, probe)
 
-
-async def measure(engine: AsyncEngine, probes: Sequence[Probe], warmup: int) -> tuple[list[int], list[int], Outcomes]:
-    """Alternate the two lookups call by call, swapping which goes first each time."""
-    find_ns: list[int] = []
-    bare_ns: list[int] = []
-    outcomes: Outcomes = Counter()
     for i, probe in enumerate(probes):
-        if i % 2:
-            bare = await _time_bare(engine, probe)
-            find, match = await _time_find(engine, probe)
-        else:
-            find, match = await _time_find(engine, probe)
-            bare = await _time_bare(engine, probe)
-        if i >= warmup:
-            find_ns.append(find)
-            bare_ns.append(bare)
-            outcomes[(probe.expect, match)] += 1
-    return find_ns, bare_ns, outcomes
+        samples.add(i >= warmup, probe, *await _alternate(i, _timed(lambda p=probe: find(p)),
+                                                          _timed(lambda p=probe: bare(p))))
+    return samples
 
 
-async def run_backend(backend: str, url: str, data: Dataset, probes: Sequence[Probe], warmup: int) -> Result:
+async def _bare(conn: AsyncConnection, probe: Probe) -> object:
+    return (await conn.execute(BARE_QUERY, {"e": probe.e164})).all()
+
+
+async def _alternate(
+    i: int, find: Awaitable[tuple[int, object]], bare: Awaitable[tuple[int, object]]
+) -> tuple[tuple[int, object], tuple[int, object]]:
+    """Swap which of the two goes first on every call, so neither always runs warm."""
+    if i % 2:
+        bare_result = await bare
+        return await find, bare_result
+    find_result = await find
+    return find_result, await bare
+
+
+async def run_backend(
+    backend: str, url: str, data: Dataset, probes: Sequence[Probe], warmup: int
+) -> list[Result]:
     await upgrade(url)
     started = time.perf_counter()
     await LOADERS[backend](url, data)
     load_seconds = time.perf_counter() - started
     engine = make_engine(url)
+    results = []
     try:
-        find_ns, bare_ns, outcomes = await measure(engine, probes, warmup)
+        for measure in (measure_open, measure_pooled):
+            samples = await measure(engine, probes, warmup)
+            results.append(Result(backend, samples.mode, len(data.phones), load_seconds, samples.find_ns,
+                                  samples.bare_ns, samples.outcomes, os.getloadavg()[0]))
     finally:
         await engine.dispose()
-    return Result(backend, len(data.phones), load_seconds, find_ns, bare_ns, outcomes, os.getloadavg()[0])
+    return results
 
 
 # -- the report ---------------------------------------------------------------------
@@ -394,7 +435,7 @@ def verdict(result: Result) -> tuple[bool, list[str]]:
 
 
 def print_report(results: Sequence[Result], queries: int, warmup: int) -> None:
-    header = (f"{'backend':<11}{'rows':>9}{'load s':>8}{'find p50':>10}{'find p99':>10}"
+    header = (f"{'backend':<11}{'lookups':<24}{'rows':>9}{'load s':>8}{'find p50':>10}{'find p99':>10}"
               f"{'bare p50':>10}{'bare p99':>10}{'x p50':>7}{'x p99':>7}{'load1':>7}  verdict")
     print(f"\ncores: {os.cpu_count()}   queries: {queries} timed per lookup (+{warmup} warm-up), "
           f"interleaved; latencies in ms")
@@ -404,7 +445,7 @@ def print_report(results: Sequence[Result], queries: int, warmup: int) -> None:
         find50, find99 = percentile_ms(r.find_ns, 50), percentile_ms(r.find_ns, 99)
         bare50, bare99 = percentile_ms(r.bare_ns, 50), percentile_ms(r.bare_ns, 99)
         ok, _ = verdict(r)
-        print(f"{r.backend:<11}{r.rows:>9}{r.load_seconds:>8.1f}{find50:>10.3f}{find99:>10.3f}"
+        print(f"{r.backend:<11}{r.mode:<24}{r.rows:>9}{r.load_seconds:>8.1f}{find50:>10.3f}{find99:>10.3f}"
               f"{bare50:>10.3f}{bare99:>10.3f}{find50 / bare50:>7.1f}{find99 / bare99:>7.1f}{r.load_average:>7.1f}  "
               f"{'PASS' if ok else 'FAIL'}")
     print(f"load1: the 1-minute load average as measuring ended; above {os.cpu_count()} the CPUs were "
@@ -413,7 +454,7 @@ def print_report(results: Sequence[Result], queries: int, warmup: int) -> None:
     for r in results:
         ok, misses = verdict(r)
         kinds = ", ".join(f"{e}->{g}: {n}" for (e, g), n in sorted(r.outcomes.items()))
-        print(f"{r.backend}: {'PASS' if ok else 'FAIL'}; outcomes {kinds}")
+        print(f"{r.backend}, {r.mode}: {'PASS' if ok else 'FAIL'}; outcomes {kinds}")
         for miss in misses:
             print(f"  - {miss}")
 
@@ -429,7 +470,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pg-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="an admin DSN; a hub_bench_<random> database is created and dropped")
     parser.add_argument("--seed", type=int, default=1)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.rows < 100 or args.queries < 1:
+        parser.error("--rows must be at least 100 and --queries at least 1")
+    return args
 
 
 async def main(argv: Sequence[str] | None = None) -> int:
@@ -449,7 +493,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     for backend in backends:
         database = sqlite_database() if backend == "sqlite" else postgresql_database(args.pg_dsn)
         async with database as url:
-            results.append(await run_backend(backend, url, data, probes, warmup))
+            results.extend(await run_backend(backend, url, data, probes, warmup))
             print(f"{backend}: loaded in {results[-1].load_seconds:.1f} s, measured", flush=True)
     print_report(results, args.queries, warmup)
     return 0

@@ -68,5 +68,6 @@ async def client_timeline(
     items: list[TimelineItem] = []
     for source in SOURCES:
         items.extend(await source(session, client_id, before, limit))
-    items.sort(key=lambda item: (item.at, item.id), reverse=True)
+    # Each source gives its items newest first; a stable sort keeps that order among equal times.
+    items.sort(key=lambda item: item.at, reverse=True)
     return items[:limit]

@@ -14,9 +14,12 @@ stamp=".venv/.installed-${extras:-base}"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "installing the hub into .venv ..." >&2
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
   spec="."; [ -n "$extras" ] && spec=".[$extras]"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec" 2>&1 | grep -v "^WARNING: Location" >&2 || true
-  .venv/bin/python -c 'import hub, crm_core' || { echo "installation failed" >&2; exit 1; }
+  log=".venv/install.log"
+  if ! .venv/bin/python -m pip install --disable-pip-version-check -e "$spec" >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    echo "installation failed; the whole log is in $log" >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
 fi

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.audit import SYSTEM
@@ -141,11 +140,6 @@ async def test_seven_digit_suffix_rule_finds_a_city_number_typed_without_area_co
     assert found.is_ambiguous is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: ClientBook.find_by_phone limits exact and suffix rows together to MAX_CANDIDATES ordered by "
-    "client id, so 50 older suffix-only matches push the exact match out before it is preferred",
-)
 async def test_exact_match_wins_even_behind_many_suffix_matches(session: AsyncSession) -> None:
     for area in range(300, 350):  # fifty other cities' numbers ending in 123-45-67
         await ClientBook(session).create(

@@ -87,7 +87,7 @@ def upgrade() -> None:
         ),
         sa.Column("name", sa.String(length=300), nullable=False),
         sa.Column("full_name", sa.String(length=1000), nullable=False),
-        sa.Column("search_name", sa.String(length=1300), nullable=False),
+        sa.Column("search_name", sa.Text(), nullable=False),
         sa.Column("inn", sa.String(length=12), nullable=True),
         sa.Column("kpp", sa.String(length=9), nullable=True),
         sa.Column("ogrn", sa.String(length=15), nullable=True),
