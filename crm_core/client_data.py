@@ -124,6 +124,8 @@ class ClientIn(_Strict):
             if problem:
                 raise ValueError(f"kpp: {problem}")
         if self.ogrn is not None:
+            if self.kind is ClientKind.individual:
+                raise ValueError("ogrn: a private person has no OGRN")
             problem = ogrn_problem(self.ogrn)
             if problem:
                 raise ValueError(f"ogrn: {problem}")

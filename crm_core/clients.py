@@ -159,6 +159,8 @@ class ClientBook:
             rows = await self._holders(_PHONES_BY_SUFFIX, lo=prefix, hi=prefix + ":", e164=key.e164)
         else:
             rows = await self._holders(_PHONES_BY_DIGITS, digits=key.digits_reversed, e164=key.e164)
+            if rows:  # a short number matched in full is an exact match
+                return Lookup("exact", _candidates(rows, lambda r: r.e164 or r.raw))
         exact = [r for r in rows if key.e164 and r.e164 == key.e164]
         chosen, how = (exact, "exact") if exact else (rows, "suffix" if rows else "none")
         return Lookup(how, _candidates(chosen, lambda r: r.e164 or r.raw))

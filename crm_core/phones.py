@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import phonenumbers
 
-_DIGITS = re.compile(r"\d")
+_POSSIBLE = phonenumbers.ValidationResult.IS_POSSIBLE
+# libphonenumber knows "доб." and "ext."; Russian offices also write these.
+_EXTENSION_WORDS = re.compile(r"(?i)(?:\bдобавочный|\bдоб\.?\s*№|\bвнутр(?:енний)?\.?|\bвн\.)\s*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +36,17 @@ def normalise(raw: str, region: str = "RU") -> NormalisedPhone:
     e164: str | None = None
     extension: str | None = None
     try:
-        parsed = phonenumbers.parse(text, region)
+        parsed = phonenumbers.parse(_EXTENSION_WORDS.sub("доб. ", text), region)
     except phonenumbers.NumberParseException:
         parsed = None
-    if parsed is not None and phonenumbers.is_possible_number(parsed):
+    # Possible in full, not only locally: "123-45-67" without an area code is no E.164
+    # number and is left to the suffix match.  Not "valid": new number ranges reach
+    # customers before they reach libphonenumber's metadata.
+    if parsed is not None and phonenumbers.is_possible_number_with_reason(parsed) == _POSSIBLE:
         e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
         extension = parsed.extension or None
-    digits = e164[1:] if e164 else "".join(_DIGITS.findall(text))
+    # normalize_digits_only folds every script's digits to ASCII, which the range scan needs.
+    digits = e164[1:] if e164 else phonenumbers.normalize_digits_only(text)
     return NormalisedPhone(raw=text, e164=e164, extension=extension, digits=digits)
 
 

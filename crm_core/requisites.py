@@ -30,7 +30,7 @@ def inn_problem(inn: str) -> str | None:
 
 
 def kpp_problem(kpp: str) -> str | None:
-    return None if _KPP.match(kpp) else "KPP must be 9 characters: 4 digits, 2 digits or letters, 3 digits"
+    return None if _KPP.fullmatch(kpp) else "KPP must be 9 characters: 4 digits, 2 digits or letters, 3 digits"
 
 
 def ogrn_problem(ogrn: str) -> str | None:

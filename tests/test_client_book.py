@@ -38,11 +38,6 @@ def _problem(error: pytest.ExceptionInfo[ValidationError]) -> str:
     return str(error.value.errors()[0]["msg"])
 
 
-def _xfail_on_postgresql(request: pytest.FixtureRequest, session: AsyncSession, reason: str) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
 async def test_client_with_russian_number_is_found_by_e164_and_by_last_ten_digits(session: AsyncSession) -> None:
     book = ClientBook(session)
     client = await book.create(ClientIn(name="Ромашка", phones=[{"number": "8 (495) 123-45-67"}]), SYSTEM)
@@ -398,11 +393,6 @@ async def test_timeline_of_one_client_does_not_show_another(session: AsyncSessio
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: timeline.client_timeline re-sorts by (at, id) where id is the string 'audit-N', so among "
-    "items with the same timestamp 'audit-9' sorts above 'audit-10' and newest-first breaks",
-)
 async def test_timeline_items_at_the_same_instant_are_still_newest_first(session: AsyncSession) -> None:
     client = await ClientBook(session).create(ClientIn(name="Ромашка"), SYSTEM)
     await session.commit()
@@ -426,15 +416,7 @@ async def test_timeline_items_at_the_same_instant_are_still_newest_first(session
 # -- storage limits ----------------------------------------------------------------
 
 
-async def test_card_with_the_longest_allowed_name_and_full_name_is_stored(
-    request: pytest.FixtureRequest, session: AsyncSession
-) -> None:
-    _xfail_on_postgresql(
-        request,
-        session,
-        "bug: the 0001 migration creates clients.search_name as VARCHAR(1300) (models.py now says Text, but no "
-        "migration follows), and search_text() builds name (<=300) + '\\n' + full_name (<=1000) = 1301+ characters",
-    )
+async def test_card_with_the_longest_allowed_name_and_full_name_is_stored(session: AsyncSession) -> None:
     book = ClientBook(session)
     client = await book.create(ClientIn(name="Р" * 300, full_name="О" * 1000), SYSTEM)
     await session.commit()

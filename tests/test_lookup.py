@@ -112,7 +112,7 @@ async def test_short_internal_number_matches_only_in_full(session: AsyncSession)
     await _add(session, "Офис", phones=["+7 495 123-01-01"])
     book = ClientBook(session)
     found = await book.find_by_phone("101")
-    assert found.client_ids == [desk.id]
+    assert (found.match, found.client_ids) == ("exact", [desk.id])
     assert found.candidates[0].matched == "101"
     assert (await book.find_by_phone("01")).match == "none"
 

@@ -65,11 +65,6 @@ def test_russian_extension_written_dob_is_recognised_as_an_extension() -> None:
     assert (number.e164, number.extension) == ("+74951234567", "123")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: phones.normalise: libphonenumber knows only 'доб'; 'добавочный 12' / 'вн. 12' make the whole "
-    "number unparseable, and the fallback digits then include the extension, so the number never matches",
-)
 @pytest.mark.parametrize("text", ["+7 495 123-45-67 добавочный 12", "+7 495 123-45-67 вн. 12"])
 def test_extension_written_in_full_russian_words_still_gives_the_number(text: str) -> None:
     number = normalise(text)
@@ -122,11 +117,6 @@ def test_any_text_is_kept_as_typed_and_never_raises(text: str) -> None:
 @PURE
 @given(st.text(alphabet=st.characters(categories=["Nd", "Zs", "Pd", "Ps", "Pe"]), max_size=40))
 @example("тел. ４９５-１２３-４５-６７ (не звонить)")
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: phones._DIGITS is r'\\d', which keeps non-ASCII digits (fullwidth, Arabic-Indic) in "
-    "`digits`, so the reversed-digits range scan cannot match them against ASCII lookups",
-)
 def test_fallback_digits_of_an_unparseable_number_are_ascii(text: str) -> None:
     digits = normalise(text).digits
     assert all(ch in "0123456789" for ch in digits)
@@ -154,3 +144,8 @@ def test_suffix_key_is_the_last_digits_reversed() -> None:
 def test_a_number_always_starts_with_its_own_suffix_key(national: str, length: int) -> None:
     number = normalise("8" + national)
     assert number.digits_reversed.startswith(suffix_of(number.digits, length))
+
+
+def test_local_number_without_area_code_gets_no_e164_but_keeps_its_digits() -> None:
+    number = normalise("123-45-67")
+    assert (number.e164, number.digits) == (None, "1234567")

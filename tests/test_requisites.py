@@ -136,9 +136,5 @@ def test_requisites_written_in_fullwidth_digits_are_rejected(check: Callable[[st
     assert check(value) is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: requisites._KPP uses ^...$ with re.match, and $ also matches before a trailing newline",
-)
 def test_kpp_with_a_trailing_newline_is_rejected() -> None:
     assert kpp_problem("773601001\n") is not None
