@@ -10,6 +10,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -24,6 +25,8 @@ _hasher = PasswordHasher()
 # Verified against when the user name is unknown, so timing does not reveal which names exist.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 MIN_PASSWORD_LENGTH = 8
+# "Leave the extension as it is", as opposed to None, which clears it.
+_UNCHANGED: Any = object()
 
 
 def digest(secret: str) -> str:
@@ -94,7 +97,7 @@ class UserDirectory:
         *,
         role: Role | None = None,
         password: str | None = None,
-        extension: str | None | type[...] = ...,
+        extension: str | None = _UNCHANGED,
         full_name: str | None = None,
         locale: str | None = None,
         is_active: bool | None = None,
@@ -104,9 +107,9 @@ class UserDirectory:
         if password is not None:
             user.password_hash = hash_password(password)
             await self.end_all_sessions(user)
-        if extension is not ...:
-            await self._check_extension(extension, user.id)  # type: ignore[arg-type]
-            user.extension = extension or None  # type: ignore[assignment]
+        if extension is not _UNCHANGED:
+            await self._check_extension(extension, user.id)
+            user.extension = extension or None
         if full_name is not None:
             user.full_name = full_name
         if locale is not None:

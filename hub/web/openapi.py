@@ -39,21 +39,24 @@ class _Schemas:
     def __init__(self) -> None:
         self.components: dict[str, Any] = {"Error": _ERROR_SCHEMA}
 
-    def ref(self, model: type[BaseModel]) -> dict[str, str]:
+    def inline(self, model: type[BaseModel]) -> dict[str, Any]:
+        """The model's own schema, with the models it uses moved into components."""
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        for name, definition in schema.pop("$defs", {}).items():
-            self.components[name] = definition
-        self.components[model.__name__] = schema
+        self.components.update(schema.pop("$defs", {}))
+        return schema
+
+    def ref(self, model: type[BaseModel]) -> dict[str, str]:
+        self.components[model.__name__] = self.inline(model)
         return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
+def _parameters(endpoint: Endpoint, schemas: _Schemas) -> list[dict[str, Any]]:
     params = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
         for name in re.findall(r"\{(\w+)", endpoint.path)
     ]
     if endpoint.query is not None:
-        schema = endpoint.query.model_json_schema()
+        schema = schemas.inline(endpoint.query)
         required = set(schema.get("required", []))
         for name, prop in schema.get("properties", {}).items():
             params.append(
@@ -74,7 +77,7 @@ def _operation(endpoint: Endpoint, schemas: _Schemas) -> dict[str, Any]:
         "summary": endpoint.summary,
         "tags": [endpoint.tag],
         "x-roles": sorted(r.value for r in endpoint.roles) or ["public"],
-        "parameters": _parameters(endpoint),
+        "parameters": _parameters(endpoint, schemas),
     }
     if not endpoint.is_public:
         op["security"] = [{"bearer": []}, {"session": []}]
