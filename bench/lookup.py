@@ -341,13 +341,14 @@ async def _timed(call: Callable[[], Awaitable[object]]) -> tuple[int, object]:
 
 
 async def measure_open(engine: AsyncEngine, probes: Sequence[Probe], warmup: int) -> Samples:
-    """Inside a unit of work: one session for the lookups, one connection for the bare query.
+    """Inside a unit of work: both lookups on one session's connection and transaction.
 
     This is the lookup itself, as a connector's event handler runs it in the transaction
     it already holds.
     """
     samples = Samples("in a transaction")
-    async with make_sessionmaker(engine)() as session, engine.connect() as conn:
+    async with make_sessionmaker(engine)() as session:
+        conn = await session.connection()
         book = ClientBook(session, RULES)
         for i, probe in enumerate(probes):
             find = _timed(lambda p=probe: book.find_by_phone(p.typed))

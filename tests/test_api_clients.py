@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp.test_utils import TestClient
 
 from crm_core.models import Role
@@ -236,3 +238,12 @@ async def test_unreadable_csv_is_a_400_saying_why(http: TestClient, tokens: dict
         assert resp.status == 400
         body = await resp.json()
         assert body["error"] == "bad_file" and body["message"]
+
+
+async def test_thirty_operators_saving_at_once_all_succeed(http: TestClient, tokens: dict) -> None:
+    async def save(n: int) -> int:
+        card = {"name": f"Клиент {n}", "phones": [{"number": f"+7 495 000-00-{n:02d}"}]}
+        resp = await http.post("/api/clients", json=card, headers=bearer(tokens[Role.operator]))
+        return resp.status
+
+    assert await asyncio.gather(*(save(n) for n in range(30))) == [201] * 30
