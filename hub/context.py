@@ -52,7 +52,11 @@ class HubContext:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """One unit of work: commits when the block ends, rolls back on error."""
+        """One unit of work: commits when the block ends, rolls back on error.
+
+        Never open a second one while holding one: on SQLite every transaction takes the
+        write lock first, so the inner one would wait for the outer until it times out.
+        """
         async with self.sessions() as session, session.begin():
             yield session
 

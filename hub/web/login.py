@@ -22,7 +22,11 @@ api = Api()
 
 
 async def log_in(request: web.Request, username: str, password: str) -> tuple[User, str]:
-    """Check the password under the rate limit; return the user and the cookie value."""
+    """Check the password under the rate limit; return the user and the cookie value.
+
+    A wrong password raises AuthenticationFailed after adding a "login_failed" audit
+    entry to the request's transaction.
+    """
     limiter = request.app[LOGIN_LIMITER]
     keys = (f"ip:{request.remote}", f"user:{username.casefold()}")
     wait = limiter.retry_after(*keys)
@@ -39,9 +43,8 @@ async def log_in(request: web.Request, username: str, password: str) -> tuple[Us
     except AuthenticationFailed:
         limiter.failed(*keys)
         request.app[METRICS].login_failures.inc()
-        # Committed even though the request fails: failed logins belong in the audit log.
-        async with request.app[CONTEXT].transaction() as own:
-            audit.record(own, Actor(None, username[:64], request.remote), "login_failed", "user")
+        # Callers answer 401 without raising, so this entry commits with their transaction.
+        audit.record(session, Actor(None, username[:64], request.remote), "login_failed", "user")
         raise
     limiter.succeeded(*keys)
     context = request.app[CONTEXT]
@@ -85,7 +88,10 @@ async def log_out(request: web.Request, response: web.StreamResponse) -> None:
     errors=(401, 429),
 )
 async def login(request: web.Request, body: LoginIn) -> web.Response:
-    user, cookie = await log_in(request, body.username, body.password)
+    try:
+        user, cookie = await log_in(request, body.username, body.password)
+    except AuthenticationFailed as exc:
+        return json_response({"error": "unauthenticated", "message": str(exc)}, status=401)
     response = json_response(user_to_dict(user))
     set_session_cookie(request, response, cookie)
     return response
