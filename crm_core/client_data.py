@@ -6,6 +6,7 @@ so a rule such as "a legal entity's INN has 10 digits" is written once, here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -19,6 +20,12 @@ _KIND_TEXT = {
     ClientKind.legal_entity: "a legal entity",
     ClientKind.sole_trader: "a sole trader",
     ClientKind.individual: "an individual",
+}
+# Which kinds of counterparty have which identifier, and of what length.
+_REQUISITES: dict[str, tuple[Callable[[str], str | None], dict[ClientKind, int]]] = {
+    "inn": (inn_problem, {ClientKind.legal_entity: 10, ClientKind.sole_trader: 12, ClientKind.individual: 12}),
+    "kpp": (kpp_problem, {ClientKind.legal_entity: 9}),
+    "ogrn": (ogrn_problem, {ClientKind.legal_entity: 13, ClientKind.sole_trader: 15}),
 }
 AddressKind = Literal["legal", "actual", "postal", "other"]
 
@@ -110,28 +117,18 @@ class ClientIn(_Strict):
 
     @model_validator(mode="after")
     def _requisites_fit_kind(self) -> ClientIn:
-        if self.inn is not None:
-            problem = inn_problem(self.inn)
+        for name, (check, lengths) in _REQUISITES.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            title = name.upper()
+            if self.kind not in lengths:
+                raise ValueError(f"{name}: {_KIND_TEXT[self.kind]} has no {title}")
+            problem = check(value)
             if problem:
-                raise ValueError(f"inn: {problem}")
-            expected = 10 if self.kind is ClientKind.legal_entity else 12
-            if len(self.inn) != expected:
-                raise ValueError(f"inn: {_KIND_TEXT[self.kind]} has a {expected}-digit INN")
-        if self.kpp is not None:
-            if self.kind is not ClientKind.legal_entity:
-                raise ValueError("kpp: only a legal entity has a KPP")
-            problem = kpp_problem(self.kpp)
-            if problem:
-                raise ValueError(f"kpp: {problem}")
-        if self.ogrn is not None:
-            if self.kind is ClientKind.individual:
-                raise ValueError("ogrn: a private person has no OGRN")
-            problem = ogrn_problem(self.ogrn)
-            if problem:
-                raise ValueError(f"ogrn: {problem}")
-            expected = 13 if self.kind is ClientKind.legal_entity else 15
-            if len(self.ogrn) != expected:
-                raise ValueError(f"ogrn: {_KIND_TEXT[self.kind]} has a {expected}-digit OGRN")
+                raise ValueError(f"{name}: {problem}")
+            if len(value) != lengths[self.kind]:
+                raise ValueError(f"{name}: {_KIND_TEXT[self.kind]} has a {lengths[self.kind]}-digit {title}")
         return self
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import (
     TypeDecorator,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
 
 
 def utcnow() -> datetime:
@@ -187,33 +187,34 @@ class Contact(Base):
     client: Mapped[Client] = relationship(back_populates="contacts", lazy="raise")
 
 
-class Phone(Base):
-    __tablename__ = "phones"
+class _OnACard:
+    """A phone or an address on a card, perhaps on one of its contact persons."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(50), default="")
+
+    @declared_attr
+    def contact(cls) -> Mapped[Contact | None]:
+        return relationship(lazy="raise")
+
+
+class Phone(_OnACard, Base):
+    __tablename__ = "phones"
+
     raw: Mapped[str] = mapped_column(String(100))
     e164: Mapped[str | None] = mapped_column(String(20), index=True)
     extension: Mapped[str | None] = mapped_column(String(20))
     digits_rev: Mapped[str] = mapped_column(AsciiKey, index=True)
-    label: Mapped[str] = mapped_column(String(50), default="")
-
-    contact: Mapped[Contact | None] = relationship(lazy="raise")
 
 
-class Email(Base):
+class Email(_OnACard, Base):
     __tablename__ = "emails"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
-    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
     address: Mapped[str] = mapped_column(String(320))
     address_lower: Mapped[str] = mapped_column(String(320), index=True)
     address_folded: Mapped[str] = mapped_column(String(320), index=True)
-    label: Mapped[str] = mapped_column(String(50), default="")
-
-    contact: Mapped[Contact | None] = relationship(lazy="raise")
 
 
 class AuditEntry(Base):

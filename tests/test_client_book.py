@@ -203,7 +203,7 @@ async def test_inn_of_a_deleted_client_can_be_used_again(session: AsyncSession) 
         ({"kind": "sole_trader", "inn": "7707083893"}, "Value error, inn: a sole trader has a 12-digit INN"),
         (
             {"kind": "sole_trader", "inn": "500100732259", "kpp": "773601001"},
-            "Value error, kpp: only a legal entity has a KPP",
+            "Value error, kpp: a sole trader has no KPP",
         ),
         ({"kpp": "77360100"}, "Value error, kpp: KPP must be 9 characters: 4 digits, 2 digits or letters, 3 digits"),
         ({"ogrn": "1027700132196"}, "Value error, ogrn: OGRN check digit does not match"),
