@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
@@ -217,6 +218,61 @@ class Email(_OnACard, Base):
     address_folded: Mapped[str] = mapped_column(String(320), index=True)
 
 
+class Call(Base):
+    """One call on the log: exactly one row per (PBX, Linkedid), however often it is replayed."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        UniqueConstraint("pbx", "linkedid"),
+        Index("ix_calls_started_at", "started_at"),
+        Index("ix_calls_number_status", "number", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pbx: Mapped[str] = mapped_column(String(64))
+    linkedid: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(16))
+    caller: Mapped[str | None] = mapped_column(String(32))
+    caller_name: Mapped[str | None] = mapped_column(String(200))
+    did: Mapped[str | None] = mapped_column(String(32))
+    queue: Mapped[str | None] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    answered_by: Mapped[str | None] = mapped_column(String(32))
+    transferred_to: Mapped[str | None] = mapped_column(String(32))
+    final_operator: Mapped[str | None] = mapped_column(String(32), index=True)
+    operator: Mapped[str | None] = mapped_column(String(32))
+    callee: Mapped[str | None] = mapped_column(String(32))
+    originate_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # The outside party's number (caller of an inbound call, callee of an outbound one):
+    # what the client is matched on and what "called back" compares.
+    number: Mapped[str | None] = mapped_column(String(32))
+    talk_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    hangup_cause: Mapped[str | None] = mapped_column(String(64))
+    recording_file: Mapped[str | None] = mapped_column(String(500))
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="SET NULL"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    notes: Mapped[str] = mapped_column(Text, default="")
+    called_back_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    called_back_by: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    logged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    rings: Mapped[list[CallRing]] = relationship(cascade="all, delete-orphan", lazy="selectin", order_by="CallRing.seq")
+
+
+class CallRing(Base):
+    """An extension whose phone rang for a call: "missed calls per operator" reads these."""
+
+    __tablename__ = "call_rings"
+
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True)
+    extension: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class AuditEntry(Base):
     """Who read, changed or exported which record, when, and from which address."""
 
@@ -238,6 +294,8 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "Base",
+    "Call",
+    "CallRing",
     "Client",
     "ClientKind",
     "ClientStatus",

@@ -15,13 +15,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.models import AuditEntry
+from crm_core.models import AuditEntry, Call
+from crm_core.telephony.call_log import call_to_dict
 
 
 @dataclass(frozen=True, slots=True)
 class TimelineItem:
     at: datetime
-    kind: str  # "card", later "call", "email", "mailing", "onec"
+    kind: str  # "card", "call"; later "email", "mailing", "onec"
     id: str
     title: str
     data: dict[str, Any] = field(default_factory=dict)
@@ -58,7 +59,27 @@ async def card_changes(
     ]
 
 
-SOURCES: list[Source] = [card_changes]
+def _call_title(call: Call) -> str:
+    if call.status == "missed":
+        return "Missed call"
+    return {"inbound": "Incoming call", "outbound": "Outgoing call"}.get(call.direction, "Call")
+
+
+async def calls(session: AsyncSession, client_id: int, before: datetime | None, limit: int) -> list[TimelineItem]:
+    query = select(Call).where(Call.client_id == client_id, Call.started_at.is_not(None))
+    if before is not None:
+        query = query.where(Call.started_at < before)
+    rows = (await session.scalars(query.order_by(Call.started_at.desc(), Call.id.desc()).limit(limit))).all()
+    return [
+        TimelineItem(
+            at=call.started_at, kind="call", id=f"call-{call.id}", title=_call_title(call), data=call_to_dict(call)
+        )
+        for call in rows
+        if call.started_at is not None
+    ]
+
+
+SOURCES: list[Source] = [card_changes, calls]
 
 
 async def client_timeline(

@@ -10,7 +10,7 @@ import os
 import secrets
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -31,6 +31,42 @@ class LoginLimits(BaseModel):
 
     attempts: int = Field(5, ge=1)
     window_seconds: int = Field(300, ge=1)
+
+
+class PbxSettings(BaseModel):
+    """One Asterisk (or FreePBX) the hub follows over AMI: a ``[[pbx]]`` table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    host: str
+    port: int = Field(5038, ge=1, le=65535)
+    username: str
+    secret: SecretStr
+    region: str = "RU"
+    # Click-to-call: the operator's phone is rung through this channel first, then the
+    # number is dialled in this context.
+    operator_channel: str = "PJSIP/{extension}"
+    originate_context: str = "from-internal"
+    dial_format: Literal["digits", "e164", "national"] = "digits"
+    originate_timeout_seconds: int = Field(30, ge=5, le=300)
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        return _region(value)
+
+
+class ScreenPopSettings(BaseModel):
+    """When an operator's screen pops: as the phone rings (default) or once they answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default: Literal["ring", "answer"] = "ring"
+    queues: dict[str, Literal["ring", "answer"]] = Field(default_factory=dict)
+
+    def moment_for(self, queue: str | None) -> str:
+        return self.queues.get(queue, self.default) if queue else self.default
 
 
 class Settings(BaseSettings):
@@ -57,14 +93,21 @@ class Settings(BaseSettings):
     session_hours: int = Field(12, ge=1)
     metrics_token: SecretStr | None = None
     login_limits: LoginLimits = LoginLimits()
+    pbx: list[PbxSettings] = Field(default_factory=list)
+    screen_pop: ScreenPopSettings = ScreenPopSettings()
 
     @field_validator("default_region")
     @classmethod
     def _known_region(cls, value: str) -> str:
-        region = value.upper()
-        if region not in phonenumbers.SUPPORTED_REGIONS:
-            raise ValueError(f"unknown region {value!r}; use a two-letter code such as RU")
-        return region
+        return _region(value)
+
+    @field_validator("pbx")
+    @classmethod
+    def _unique_pbx_names(cls, value: list[PbxSettings]) -> list[PbxSettings]:
+        names = [p.name for p in value]
+        if len(names) != len(set(names)):
+            raise ValueError("each [[pbx]] needs a name of its own")
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -116,6 +159,13 @@ class Settings(BaseSettings):
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_urlsafe(48))
         return path.read_text().strip().encode()
+
+
+def _region(value: str) -> str:
+    region = value.upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"unknown region {value!r}; use a two-letter code such as RU")
+    return region
 
 
 def _normalise_driver(url: str) -> str:

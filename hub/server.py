@@ -14,6 +14,8 @@ from crm_core.models import Role
 from crm_core.users import NewUser, UserDirectory
 from hub.config import Settings
 from hub.context import HubContext
+from hub.screen_pop import PopHub
+from hub.telephony import Telephony
 from hub.web.app import make_app
 
 log = logging.getLogger("hub")
@@ -50,11 +52,16 @@ def base_url(settings: Settings) -> str:
 async def serve(settings: Settings) -> None:
     context = await HubContext.open(settings)
     runner: web.AppRunner | None = None
+    telephony: Telephony | None = None
     try:
         password = await ensure_admin(context)
-        runner = web.AppRunner(make_app(context), access_log=None, shutdown_timeout=10)
+        pops = PopHub()
+        telephony = Telephony(context, pops) if settings.pbx else None
+        runner = web.AppRunner(make_app(context, pops, telephony), access_log=None, shutdown_timeout=10)
         await runner.setup()
         await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+        if telephony is not None:
+            await telephony.start()
         url = base_url(settings)
         log.info("hub is listening", extra={"fields": {"url": url, "database": context.engine.url.render_as_string()}})
         print(f"The hub is running at {url}/", flush=True)
@@ -69,6 +76,8 @@ async def serve(settings: Settings) -> None:
         await _wait_for_stop()
         log.info("stopping")
     finally:
+        if telephony is not None:
+            await telephony.stop()
         if runner is not None:
             await runner.cleanup()
         await context.close()

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiohttp import web
 
 from hub.context import HubContext
-from hub.web import audit_log, clients, login, metrics, pages, system, users
+from hub.screen_pop import PopHub
+from hub.telephony import Telephony
+from hub.web import audit_log, calls, clients, login, metrics, pages, system, users, ws
 from hub.web.endpoints import Endpoint
 from hub.web.errors import error_middleware
 from hub.web.openapi import build_document
 from hub.web.ratelimit import LoginLimiter
-from hub.web.state import CONTEXT, LOGIN_LIMITER
+from hub.web.state import CONTEXT, LOGIN_LIMITER, POPS, TELEPHONY
 
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024  # CSV imports of a few hundred thousand rows
-API_MODULES = (system, metrics, login, users, clients, audit_log)
+API_MODULES = (system, metrics, login, users, clients, calls, audit_log)
+STATIC = Path(__file__).parent / "static"
 
 
 def all_endpoints() -> list[Endpoint]:
     return [endpoint for module in API_MODULES for endpoint in module.api.endpoints]
 
 
-def make_app(context: HubContext) -> web.Application:
+def make_app(context: HubContext, pops: PopHub | None = None, telephony: Telephony | None = None) -> web.Application:
+    """The app; ``telephony`` is given when PBXes are configured, sharing ``pops`` with it."""
     app = web.Application(
         middlewares=[metrics.metrics_middleware, error_middleware],
         client_max_size=MAX_UPLOAD_BYTES,
@@ -30,7 +36,12 @@ def make_app(context: HubContext) -> web.Application:
     app[LOGIN_LIMITER] = LoginLimiter(limits.attempts, limits.window_seconds)
     app[metrics.METRICS] = metrics.HttpMetrics()
     app[system.OPENAPI] = build_document(all_endpoints())
+    app[POPS] = pops if pops is not None else PopHub()
+    if telephony is not None:
+        app[TELEPHONY] = telephony
     for module in API_MODULES:
         module.api.mount(app)
     app.router.add_routes(pages.routes)
+    app.router.add_get("/ws", ws.operator_socket)
+    app.router.add_static("/static", STATIC)
     return app

@@ -9,7 +9,7 @@ import jinja2
 from aiohttp import web
 
 from crm_core.errors import AuthenticationFailed
-from crm_core.models import User
+from crm_core.models import Role, User
 from hub.web.auth import authenticate, same_origin
 from hub.web.endpoints import ApiError
 from hub.web.login import log_in, log_out, set_session_cookie
@@ -53,6 +53,32 @@ TEXTS = {
         "home_intro": "The hub is running. The client base is served by the API.",
         "export": "Export clients (CSV)",
         "roles": {"admin": "admin", "operator": "operator", "marketer": "marketer", "accountant": "accountant"},
+        "operator_title": "Incoming calls",
+        "extension": "extension",
+        "op": {
+            "connected": "Connected: calls will pop up here",
+            "disconnected": "No connection to the hub, retrying…",
+            "anonymous": "Number withheld",
+            "queue": "Queue",
+            "contact": "Contact",
+            "inn": "INN",
+            "owner": "Owner",
+            "several": "Several clients have this number:",
+            "unknown": "Unknown number",
+            "create": "Create client",
+            "new_name": "Client name",
+            "created": "Created",
+            "ringing": "Incoming call",
+            "inbound": "inbound",
+            "outbound": "outbound",
+            "internal": "internal",
+            "answered": "answered",
+            "missed": "missed",
+            "answered_elsewhere": "Another operator answered",
+            "caller_hung_up": "The caller hung up",
+            "no_answer": "Not answered",
+            "ended": "Call ended",
+        },
     },
 }
 
@@ -122,6 +148,17 @@ async def logout_submit(request: web.Request) -> web.StreamResponse:
         request[SESSION] = session
         await log_out(request, response)
     raise response
+
+
+@routes.get("/operator")
+async def operator_page(request: web.Request) -> web.Response:
+    async with request.app[CONTEXT].transaction() as session:
+        user = await authenticate(request, session)
+    if user is None:
+        raise web.HTTPSeeOther("/login?next=/operator")
+    if user.role not in (Role.operator, Role.admin):
+        raise web.HTTPForbidden(text=f"the {user.role.value} role has no operator page")
+    return _render(request, "operator.html", user)
 
 
 @routes.get("/")

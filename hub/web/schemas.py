@@ -241,3 +241,74 @@ class AuditPage(_Out):
 class Health(_Out):
     status: str
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+class CallSearch(_In):
+    client_id: int | None = None
+    operator: str | None = Field(None, description="An extension: calls it rang for, answered, placed or ended with")
+    queue: str | None = None
+    status: Literal["answered", "missed"] | None = None
+    number: str | None = Field(None, description="The outside party's number, in any format")
+    since: datetime | None = None
+    until: datetime | None = None
+    open_missed: bool = Field(False, description="Only missed calls not yet called back")
+    page: int = Field(1, ge=1)
+    per_page: int = Field(50, ge=1, le=200)
+
+
+class CallOut(_Out):
+    id: int
+    pbx: str
+    linkedid: str
+    direction: Literal["inbound", "outbound", "internal"]
+    caller: str | None
+    caller_name: str | None
+    did: str | None
+    queue: str | None
+    status: Literal["answered", "missed"]
+    reason: str | None
+    rang: list[str]
+    answered_by: str | None
+    transferred_to: str | None
+    final_operator: str | None
+    talk_seconds: int
+    operator: str | None
+    callee: str | None
+    originate_id: str | None
+    number: str | None
+    client_id: int | None
+    contact_id: int | None
+    started_at: datetime | None
+    answered_at: datetime | None
+    ended_at: datetime | None
+    hangup_cause: str | None
+    recording_file: str | None
+    notes: str
+    called_back_at: datetime | None
+    called_back_by: int | None
+
+
+class CallPageOut(_Out):
+    items: list[CallOut]
+    total: int
+    page: int
+    per_page: int
+
+
+class CallNotes(_In):
+    notes: str = Field(max_length=20_000)
+
+
+class OriginateIn(_In):
+    number: str | None = Field(None, description="Any format; read in the hub's default region")
+    client_id: int | None = Field(None, description="Call this client's first phone (or the number given)")
+    contact_id: int | None = Field(None, description="Call this contact person's first phone")
+    pbx: str | None = Field(None, description="Which PBX, when several are configured")
+
+
+class OriginateOut(_Out):
+    originate_id: str
+    pbx: str
+    success: bool
+    reason: str
+    number: str

@@ -1,0 +1,154 @@
+"""Screen-pops: which operator's browser shows which caller's card, and when it is withdrawn.
+
+Operators are reached by their extension: every WebSocket of a logged-in user with that
+extension gets the pop.  Pops still showing are remembered per call, so a page opened
+(or reloaded) while the phone rings shows them too, and so every one is withdrawn when
+another operator answers or the call ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.clients import ClientBook, Lookup, MatchRules
+from crm_core.models import User
+from crm_core.telephony.call_log import CallLog, call_to_dict
+from crm_core.telephony.events import CallKey
+
+log = logging.getLogger("hub.screen_pop")
+RECENT_CALLS = 5
+
+
+class PopSocket(Protocol):
+    """What the hub needs of a browser connection (aiohttp's WebSocketResponse fits)."""
+
+    async def send_str(self, data: str) -> None: ...
+
+
+@dataclass
+class _ShownPop:
+    message: dict[str, Any]
+    extensions: set[str] = field(default_factory=set)
+
+
+class PopHub:
+    """Live pops per call and the sockets of each extension; all in memory, per node."""
+
+    def __init__(self) -> None:
+        self._sockets: dict[str, set[PopSocket]] = defaultdict(set)
+        self._shown: dict[CallKey, _ShownPop] = {}
+        self.sent = 0  # pops pushed, for /metrics
+
+    def attach(self, extension: str, socket: PopSocket) -> list[dict[str, Any]]:
+        """Register a socket; returns the pops already showing for that extension."""
+        self._sockets[extension].add(socket)
+        return [pop.message for pop in self._shown.values() if extension in pop.extensions]
+
+    def detach(self, extension: str, socket: PopSocket) -> None:
+        sockets = self._sockets.get(extension)
+        if sockets is not None:
+            sockets.discard(socket)
+            if not sockets:
+                del self._sockets[extension]
+
+    def showing(self, key: CallKey) -> set[str]:
+        pop = self._shown.get(key)
+        return set(pop.extensions) if pop else set()
+
+    async def pop(self, key: CallKey, extension: str, message: dict[str, Any]) -> None:
+        shown = self._shown.setdefault(key, _ShownPop(message))
+        shown.message = message
+        shown.extensions.add(extension)
+        self.sent += 1
+        await self._send([extension], message)
+
+    async def withdraw(self, key: CallKey, extensions: Iterable[str], reason: str, by: str | None = None) -> None:
+        shown = self._shown.get(key)
+        if shown is None:
+            return
+        targets = [ext for ext in extensions if ext in shown.extensions]
+        shown.extensions.difference_update(targets)
+        if not shown.extensions:
+            del self._shown[key]
+        if targets:
+            await self._send(targets, {"type": "withdraw", "call_id": str(key), "reason": reason, "by": by})
+
+    async def withdraw_all(self, key: CallKey, reason: str) -> None:
+        await self.withdraw(key, self.showing(key), reason)
+
+    async def _send(self, extensions: Iterable[str], message: dict[str, Any]) -> None:
+        text = json.dumps(message, ensure_ascii=False, default=str)
+        sockets = [s for ext in extensions for s in self._sockets.get(ext, ())]
+        results = await asyncio.gather(*(s.send_str(text) for s in sockets), return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                log.info("pop not delivered", extra={"fields": {"error": type(result).__name__}})
+
+
+async def pop_message(
+    session: AsyncSession,
+    rules: MatchRules,
+    key: CallKey,
+    caller: str | None,
+    caller_name: str | None,
+    *,
+    queue: str | None,
+    did: str | None,
+    moment: str,
+) -> dict[str, Any]:
+    """What the operator sees: the matched card, every candidate, or "unknown number"."""
+    lookup = await ClientBook(session, rules).find_by_phone(caller) if caller else Lookup("none")
+    message: dict[str, Any] = {
+        "type": "pop",
+        "call_id": str(key),
+        "caller": caller,
+        "caller_name": caller_name,
+        "queue": queue,
+        "did": did,
+        "moment": moment,
+        "match": lookup.match,
+    }
+    if len(lookup.client_ids) == 1:
+        message["client"] = await _card_summary(session, rules, lookup)
+    elif lookup.client_ids:
+        message["candidates"] = [
+            {"client_id": c.client_id, "client_name": c.client_name, "contact_name": c.contact_name}
+            for c in lookup.candidates
+        ]
+    else:
+        message["unknown"] = True
+        message["quick_create"] = {"phones": [{"number": caller}] if caller else []}
+    return message
+
+
+async def _card_summary(session: AsyncSession, rules: MatchRules, lookup: Lookup) -> dict[str, Any]:
+    client = await ClientBook(session, rules).get(lookup.client_ids[0])
+    owner = await session.scalar(select(User).where(User.id == client.owner_id)) if client.owner_id else None
+    contacts = [c.contact_name for c in lookup.candidates if c.contact_name]
+    calls = await CallLog(session, rules).recent_for_client(client.id, RECENT_CALLS)
+    return {
+        "id": client.id,
+        "name": client.name,
+        "company": client.full_name or client.name,
+        "contact": contacts[0] if contacts else None,
+        "inn": client.inn,
+        "tags": [t.tag for t in client.tags],
+        "owner": (owner.full_name or owner.username) if owner else None,
+        "last_calls": [
+            {
+                k: call_to_dict(c)[k]
+                for k in ("id", "direction", "status", "started_at", "talk_seconds", "final_operator")
+            }
+            for c in calls
+        ],
+        "url": f"/api/clients/{client.id}",
+    }

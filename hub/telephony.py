@@ -1,0 +1,215 @@
+"""Wiring the PBXes to the domain: AMI events in, pops out to browsers, calls into the log.
+
+One connector per configured PBX feeds one shared call tracker; what the tracker decides
+is dispatched here: ringing pops the card, answering elsewhere or hanging up withdraws
+it, a finished call is written to the log.  Events of one PBX are handled in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import phonenumbers
+
+from connectors.ami import AmiConnector, OriginateResult
+from connectors.ami import PbxSettings as AmiSettings
+from crm_core.models import User
+from crm_core.telephony.call_log import CallLog
+from crm_core.telephony.events import (
+    Answered,
+    CallFinished,
+    ChannelSnapshot,
+    PbxEvent,
+    Ringing,
+    RingingStopped,
+    TrackerOutput,
+)
+from crm_core.telephony.tracker import CallTracker
+from hub.config import PbxSettings
+from hub.context import HubContext
+from hub.screen_pop import PopHub, pop_message
+
+log = logging.getLogger("hub.telephony")
+
+
+class Connector(Protocol):
+    connected: bool
+
+    async def run(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def originate(
+        self, channel: str, exten: str, context: str, caller_id: str, variables: dict[str, str], timeout: float
+    ) -> OriginateResult: ...
+
+
+ConnectorFactory = Callable[..., Connector]
+
+
+class NoPbx(Exception):
+    """Click-to-call asked of a hub with no PBX configured, or of an unknown one."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClickToCall:
+    originate_id: str
+    pbx: str
+    result: OriginateResult
+
+
+class Telephony:
+    """Owns the AMI connectors' tasks, the tracker and the dispatch of its decisions."""
+
+    def __init__(self, context: HubContext, pops: PopHub, connector_factory: ConnectorFactory = AmiConnector) -> None:
+        self.context = context
+        self.pops = pops
+        self.tracker = CallTracker(region=context.settings.default_region)
+        self._pbx: dict[str, PbxSettings] = {p.name: p for p in context.settings.pbx}
+        self._connectors: dict[str, Connector] = {
+            p.name: connector_factory(_connector_settings(p), self.handle_event, self.handle_resync)
+            for p in context.settings.pbx
+        }
+        self._tasks: list[asyncio.Task[None]] = []
+        # Click-to-call placed for a chosen client: the call is filed under that client.
+        self._originated_for: dict[str, tuple[int | None, int | None]] = {}
+        self.events_seen = 0
+
+    async def start(self) -> None:
+        for name, connector in self._connectors.items():
+            self._tasks.append(asyncio.create_task(connector.run(), name=f"ami:{name}"))
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(c.stop() for c in self._connectors.values()), return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    def connected(self) -> dict[str, bool]:
+        return {name: c.connected for name, c in self._connectors.items()}
+
+    # -- from the PBX --------------------------------------------------------------
+
+    async def handle_event(self, event: PbxEvent) -> None:
+        self.events_seen += 1
+        await self.dispatch(self.tracker.feed(event))
+
+    async def handle_resync(self, pbx: str, channels: list[ChannelSnapshot], at: datetime) -> None:
+        await self.dispatch(self.tracker.resync(pbx, channels, at))
+
+    async def dispatch(self, outputs: list[TrackerOutput]) -> None:
+        for output in outputs:
+            try:
+                await self._dispatch_one(output)
+            except Exception:  # one bad call must not stop the PBX's stream
+                log.exception("dispatch failed", extra={"fields": {"output": type(output).__name__}})
+
+    async def _dispatch_one(self, output: TrackerOutput) -> None:
+        screen_pop = self.context.settings.screen_pop
+        match output:
+            case Ringing() if screen_pop.moment_for(output.queue) == "ring":
+                await self._pop(
+                    output.key, output.extension, output.caller, output.caller_name, output.queue, output.did, "ring"
+                )
+            case Answered() if screen_pop.moment_for(output.queue) == "answer":
+                await self._pop(output.key, output.extension, output.caller, None, output.queue, None, "answer")
+            case RingingStopped() if output.reason != "answered":
+                await self.pops.withdraw(output.key, [output.extension], output.reason, output.by)
+            case CallFinished():
+                await self._log(output)
+                await self.pops.withdraw_all(output.record.key, "ended")
+
+    async def _pop(
+        self,
+        key: Any,
+        extension: str,
+        caller: str | None,
+        caller_name: str | None,
+        queue: str | None,
+        did: str | None,
+        moment: str,
+    ) -> None:
+        async with self.context.transaction() as session:
+            message = await pop_message(
+                session, self.context.rules, key, caller, caller_name, queue=queue, did=did, moment=moment
+            )
+        message["extension"] = extension
+        await self.pops.pop(key, extension, message)
+
+    async def _log(self, finished: CallFinished) -> None:
+        record = finished.record
+        hint = self._originated_for.pop(record.originate_id, None) if record.originate_id else None
+        async with self.context.transaction() as session:
+            call = await CallLog(session, self.context.rules).record(record, client_hint=hint)
+        if call is not None:
+            log.info(
+                "call logged",
+                extra={
+                    "fields": {
+                        "linkedid": record.key.linkedid,
+                        "pbx": record.key.pbx,
+                        "status": record.status,
+                        "call_id": call.id,
+                    }
+                },
+            )
+
+    # -- to the PBX ------------------------------------------------------------------
+
+    async def click_to_call(
+        self,
+        user: User,
+        number: str,
+        *,
+        pbx: str | None = None,
+        client_id: int | None = None,
+        contact_id: int | None = None,
+    ) -> ClickToCall:
+        """Ring the operator's phone, then dial ``number`` (E.164) from it."""
+        name = pbx or next(iter(self._pbx), None)
+        if name is None or name not in self._pbx:
+            raise NoPbx("no PBX is configured" if name is None else f"no PBX named {name!r}")
+        settings = self._pbx[name]
+        originate_id = f"c2c-{uuid.uuid4().hex[:16]}"
+        self._originated_for[originate_id] = (client_id, contact_id)
+        try:
+            result = await self._connectors[name].originate(
+                channel=settings.operator_channel.format(extension=user.extension),
+                exten=dial_string(number, settings.dial_format),
+                context=settings.originate_context,
+                caller_id=f'"{user.full_name or user.username}" <{user.extension}>',
+                variables={"HUB_ORIGINATE_ID": originate_id},
+                timeout=settings.originate_timeout_seconds,
+            )
+        except BaseException:
+            self._originated_for.pop(originate_id, None)
+            raise
+        if not result.success:
+            self._originated_for.pop(originate_id, None)
+        return ClickToCall(originate_id, name, result)
+
+
+def dial_string(e164: str, dial_format: str) -> str:
+    """How the PBX's outbound routes want the number: digits (74951234567), +E.164, or 8-prefixed."""
+    if dial_format == "e164":
+        return e164
+    parsed = phonenumbers.parse(e164)
+    if dial_format == "national" and parsed.country_code == 7:
+        return "8" + str(parsed.national_number)
+    return e164.lstrip("+")
+
+
+def _connector_settings(pbx: PbxSettings) -> AmiSettings:
+    return AmiSettings(
+        name=pbx.name,
+        host=pbx.host,
+        port=pbx.port,
+        username=pbx.username,
+        secret=pbx.secret.get_secret_value(),
+        region=pbx.region,
+    )
