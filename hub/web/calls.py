@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from connectors.ami import AmiNotConnected
+from connectors.ami import AmiError, AmiNotConnected
 from crm_core import phones
 from crm_core.clients import ClientBook
 from crm_core.errors import InvalidInput
@@ -94,6 +94,8 @@ async def originate(request: web.Request, body: OriginateIn) -> web.Response:
         raise ApiError(503, "no_pbx", str(exc)) from None
     except AmiNotConnected as exc:
         raise ApiError(503, "pbx_unreachable", f"the PBX is not connected: {exc}") from None
+    except AmiError as exc:
+        raise ApiError(502, "pbx_error", f"the PBX did not place the call: {exc}") from None
     return json_response(
         {
             "originate_id": placed.originate_id,
