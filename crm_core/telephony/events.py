@@ -41,6 +41,7 @@ class ChannelSnapshot:
     application: str
     duration_seconds: int
     bridge_id: str = ""
+    application_data: str = ""  # e.g. "support,t,,,40" for a caller waiting in queue support
 
 
 @dataclass(frozen=True, slots=True)

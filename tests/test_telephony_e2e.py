@@ -1,0 +1,228 @@
+"""The whole telephony path: fake Asterisk socket -> connector -> tracker -> database -> WebSocket.
+
+Every shared trace is replayed by the fake AMI server into a running hub; operators whose
+phones ring hold the pop socket.  What they see and what the call log says must match
+``expected.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from crm_core.audit import SYSTEM
+from crm_core.client_data import ClientIn
+from crm_core.clients import ClientBook
+from crm_core.models import Role
+from crm_core.users import NewUser, UserDirectory
+from hub.context import HubContext
+from hub.screen_pop import PopHub
+from hub.telephony import Telephony
+from hub.web.app import make_app
+from tests.ami_traces import expected, trace_names
+from tests.conftest import bearer, open_context
+from tests.fake_ami import FakeAmi
+
+EXTENSIONS = ("101", "102", "103", "104", "201", "202")
+COMPARED = (
+    "direction",
+    "caller",
+    "did",
+    "queue",
+    "status",
+    "reason",
+    "answered_by",
+    "transferred_to",
+    "final_operator",
+    "operator",
+    "callee",
+    "originate_id",
+)
+
+
+@dataclass
+class Operator:
+    extension: str
+    frames: list[dict[str, Any]] = field(default_factory=list)
+
+    def pops(self) -> list[dict[str, Any]]:
+        return [f for f in self.frames if f["type"] == "pop"]
+
+    def withdrawals(self) -> list[dict[str, Any]]:
+        return [f for f in self.frames if f["type"] == "withdraw"]
+
+
+@dataclass
+class Hub:
+    context: HubContext
+    telephony: Telephony
+    http: TestClient
+    fake: FakeAmi
+    operators: dict[str, Operator]
+
+    async def calls(self) -> list[dict[str, Any]]:
+        resp = await self.http.get("/api/calls", params={"per_page": "200"}, headers=self.admin)
+        assert resp.status == 200
+        return (await resp.json())["items"]
+
+    async def wait_for_calls(self, count: int, timeout: float) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            calls = await self.calls()
+            if len(calls) >= count:
+                return calls
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{len(await self.calls())} calls logged within {timeout} s, {count} expected")
+
+    admin: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.fixture
+async def hub(database_url: str, tmp_path: Path) -> AsyncIterator[Hub]:
+    async with FakeAmi(speed=50) as fake:
+        pbx = {
+            "name": "office",
+            "host": fake.host,
+            "port": fake.port,
+            "username": "hub",
+            "secret": "hubsecret",
+            "operator_channel": "Local/{extension}@agents/n",
+        }
+        context = await open_context(database_url, tmp_path / "data", pbx=[pbx])
+        tokens = {}
+        async with context.transaction() as session:
+            users = UserDirectory(session)
+            admin = await users.create(NewUser("boss", Role.admin))
+            admin_token = await users.create_token(admin)
+            for ext in EXTENSIONS:
+                tokens[ext] = await users.create_token(
+                    await users.create(NewUser(f"op{ext}", Role.operator, extension=ext))
+                )
+            await ClientBook(session, context.rules).create(
+                ClientIn(
+                    name="Ромашка",
+                    inn="7707083893",
+                    tags=["vip"],
+                    contacts=[
+                        {"first_name": "Иван", "last_name": "Сидоров", "phones": [{"number": "8 (495) 123-45-67"}]}
+                    ],
+                ),
+                SYSTEM,
+            )
+        pops = PopHub()
+        telephony = Telephony(context, pops)
+        http = TestClient(TestServer(make_app(context, pops, telephony)))
+        await http.start_server()
+        operators = {ext: Operator(ext) for ext in EXTENSIONS}
+        readers = []
+        for ext, operator in operators.items():
+            ws = await http.ws_connect("/ws", headers=bearer(tokens[ext]))
+            assert (await ws.receive_json(timeout=5))["type"] == "hello"
+            readers.append(asyncio.create_task(_read(ws, operator)))
+        await telephony.start()
+        await _until(lambda: telephony.connected()["office"], 10)
+        try:
+            yield Hub(context, telephony, http, fake, operators, admin=bearer(admin_token))
+        finally:
+            await telephony.stop()
+            for reader in readers:
+                reader.cancel()
+            await http.close()
+            await context.close()
+
+
+async def _read(ws: Any, operator: Operator) -> None:
+    async for msg in ws:
+        operator.frames.append(msg.json())
+
+
+async def _until(condition: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+def _check_call(call: dict[str, Any], truth: dict[str, Any]) -> None:
+    """Every key expected.json states for the call (it leaves out what does not apply)."""
+    for key in COMPARED:
+        if key in truth:
+            assert call[key] == truth[key], (key, call[key], truth[key])
+    if "rang" in truth:
+        assert call["rang"] == truth["rang"]
+    if "talk_seconds" in truth:
+        assert abs(call["talk_seconds"] - truth["talk_seconds"]) <= 1
+
+
+def _check_pops(hub: Hub, trace: str, truth: list[dict[str, Any]]) -> None:
+    """Each extension that rang got a pop while ringing, and every pop was withdrawn."""
+    rang = {ext for call in truth for ext in call.get("rang", [])}
+    for ext in rang:
+        operator = hub.operators[ext]
+        assert operator.pops(), f"{trace}: {ext} rang but got no pop"
+    for ext, operator in hub.operators.items():
+        popped = {p["call_id"] for p in operator.pops()}
+        withdrawn = {w["call_id"] for w in operator.withdrawals()}
+        assert popped == withdrawn, f"{trace}: {ext} still shows {popped - withdrawn}"
+
+
+SINGLE_CALL_TRACES = [name for name in trace_names() if name != "load_20_callers"]
+
+
+@pytest.mark.parametrize("trace", SINGLE_CALL_TRACES)
+async def test_trace_gives_the_expected_call_log_and_pops(hub: Hub, trace: str) -> None:
+    replay = hub.fake.play(trace)
+    await replay.wait()
+    [call] = await hub.wait_for_calls(1, timeout=10)
+    [truth] = expected(trace)
+    _check_call(call, truth)
+    _check_pops(hub, trace, [truth])
+    assert call["pbx"] == "office" and call["linkedid"] and call["started_at"] and call["ended_at"]
+
+
+async def test_pop_shows_the_matched_card_and_is_withdrawn_from_the_operator_who_did_not_answer(hub: Hub) -> None:
+    await hub.fake.play("inbound_queue_answered").wait()
+    [call] = await hub.wait_for_calls(1, timeout=10)
+    anna, boris = hub.operators["101"], hub.operators["102"]
+    pop = anna.pops()[0]
+    assert pop["caller"] == "+74951234567" and pop["queue"] == "support"
+    assert pop["client"]["name"] == "Ромашка" and pop["client"]["contact"] == "Сидоров Иван"
+    assert pop["client"]["inn"] == "7707083893" and pop["client"]["tags"] == ["vip"]
+    assert boris.withdrawals()[0]["reason"] == "answered_elsewhere" and boris.withdrawals()[0]["by"] == "101"
+    assert anna.withdrawals()[-1]["reason"] == "ended"
+    assert call["client_id"] is not None
+
+
+async def test_twenty_callers_are_all_logged_once_with_their_verdicts(hub: Hub) -> None:
+    await hub.fake.play("load_20_callers").wait()
+    calls = await hub.wait_for_calls(20, timeout=20)
+    truth = {t["caller"]: t for t in expected("load_20_callers")}
+    assert len(calls) == 20 and {c["caller"] for c in calls} == set(truth)
+    for call in calls:
+        _check_call(call, truth[call["caller"]])
+    _check_pops(hub, "load_20_callers", list(truth.values()))
+
+
+def _identity(call: dict[str, Any]) -> tuple[Any, ...]:
+    return (call["direction"], call.get("caller"), call.get("did"), call.get("callee"))
+
+
+async def test_every_trace_at_recorded_speed_all_at_once(hub: Hub) -> None:
+    """Speed 1: the real gaps between events, every trace playing at the same time."""
+    replays = [hub.fake.play(name, speed=1, renumber=True) for name in trace_names()]
+    await asyncio.gather(*(replay.wait(timeout=60) for replay in replays))
+    truths = [truth for name in trace_names() for truth in expected(name)]
+    calls = await hub.wait_for_calls(len(truths), timeout=20)
+    assert len(calls) == len(truths)
+    by_identity = {_identity(c): c for c in calls}
+    assert len(by_identity) == len(calls), "two calls look alike; the test cannot tell them apart"
+    for truth in truths:
+        _check_call(by_identity[_identity(truth)], truth)
+    _check_pops(hub, "all traces", truths)
