@@ -78,6 +78,7 @@ class Telephony:
         # Click-to-call placed for a chosen client: the call is filed under that client.
         self._originated_for: dict[str, tuple[int | None, int | None]] = {}
         self.events_seen = 0
+        self.calls_logged: dict[str, int] = {}
 
     async def start(self) -> None:
         for name, connector in self._connectors.items():
@@ -147,6 +148,7 @@ class Telephony:
         async with self.context.transaction() as session:
             call = await CallLog(session, self.context.rules).record(record, client_hint=hint)
         if call is not None:
+            self.calls_logged[record.status] = self.calls_logged.get(record.status, 0) + 1
             log.info(
                 "call logged",
                 extra={

@@ -198,6 +198,10 @@ async def test_pop_shows_the_matched_card_and_is_withdrawn_from_the_operator_who
     assert boris.withdrawals()[0]["reason"] == "answered_elsewhere" and boris.withdrawals()[0]["by"] == "101"
     assert anna.withdrawals()[-1]["reason"] == "ended"
     assert call["client_id"] is not None
+    metrics = await (await hub.http.get("/metrics")).text()
+    assert 'hub_ami_connected{pbx="office"} 1.0' in metrics
+    assert 'hub_calls_logged_total{status="answered"} 1.0' in metrics
+    assert "hub_screen_pops_total 2.0" in metrics
 
 
 async def test_twenty_callers_are_all_logged_once_with_their_verdicts(hub: Hub) -> None:

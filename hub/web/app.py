@@ -39,6 +39,7 @@ def make_app(context: HubContext, pops: PopHub | None = None, telephony: Telepho
     app[POPS] = pops if pops is not None else PopHub()
     if telephony is not None:
         app[TELEPHONY] = telephony
+        app[metrics.METRICS].registry.register(metrics.TelephonyCollector(telephony, app[POPS]))
     for module in API_MODULES:
         module.api.mount(app)
     app.router.add_routes(pages.routes)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Metric, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 import hub
+from hub.screen_pop import PopHub
+from hub.telephony import Telephony
 from hub.web.endpoints import PUBLIC, Api, ApiError
 from hub.web.state import CONTEXT
 
@@ -27,6 +30,29 @@ class HttpMetrics:
         self.login_failures = Counter("hub_login_failures", "Failed logins", registry=self.registry)
         info = Gauge("hub_build_info", "Version of the running hub", ["version"], registry=self.registry)
         info.labels(version=hub.__version__).set(1)
+
+
+class TelephonyCollector:
+    """Read at scrape time from the live telephony service, so nothing is counted twice."""
+
+    def __init__(self, telephony: Telephony, pops: PopHub) -> None:
+        self.telephony = telephony
+        self.pops = pops
+
+    def collect(self) -> Iterator[Metric]:
+        connected = GaugeMetricFamily("hub_ami_connected", "1 while the AMI session is logged in", labels=["pbx"])
+        for pbx, up in self.telephony.connected().items():
+            connected.add_metric([pbx], 1.0 if up else 0.0)
+        yield connected
+        yield CounterMetricFamily("hub_ami_events", "AMI events handled", value=self.telephony.events_seen)
+        yield CounterMetricFamily("hub_screen_pops", "Screen-pops pushed to operators", value=self.pops.sent)
+        yield GaugeMetricFamily(
+            "hub_calls_in_progress", "Calls being followed", value=len(self.telephony.tracker.active_calls())
+        )
+        logged = CounterMetricFamily("hub_calls_logged", "Calls written to the log", labels=["status"])
+        for status, count in sorted(self.telephony.calls_logged.items()):
+            logged.add_metric([status], count)
+        yield logged
 
 
 METRICS = web.AppKey("metrics", HttpMetrics)
