@@ -50,6 +50,12 @@ class PbxSettings(BaseModel):
     originate_context: str = "from-internal"
     dial_format: Literal["digits", "e164", "national"] = "digits"
     originate_timeout_seconds: int = Field(30, ge=5, le=300)
+    # Keepalive and reconnection: a Ping every ping_interval; no answer within ping_timeout
+    # means a dead peer; reconnects back off from reconnect_min to reconnect_max (with jitter).
+    ping_interval_seconds: float = Field(5.0, gt=0)
+    ping_timeout_seconds: float = Field(3.0, gt=0)
+    reconnect_min_seconds: float = Field(0.5, gt=0)
+    reconnect_max_seconds: float = Field(30.0, gt=0)
 
     @field_validator("region")
     @classmethod

@@ -91,9 +91,7 @@ async def test_all_or_nothing_import_with_bad_rows_creates_nothing_and_says_so(s
 
 async def test_good_rows_mode_creates_exactly_the_good_rows_with_their_cards(session: AsyncSession) -> None:
     book = ClientBook(session)
-    report = await import_clients(
-        book, ONE_C_EXPORT.encode("cp1251"), ACCOUNTANT, dry_run=False, all_or_nothing=False
-    )
+    report = await import_clients(book, ONE_C_EXPORT.encode("cp1251"), ACCOUNTANT, dry_run=False, all_or_nothing=False)
     await session.commit()
     assert report.applied is True and report.errors == ONE_C_ERRORS
     assert (report.rows_ok, report.imported) == (3, 3)
@@ -143,7 +141,10 @@ async def test_utf8_file_with_bom_commas_and_english_headers(session: AsyncSessi
     assert [t.tag for t in client.tags] == ["b2b", "retail"]
     [contact] = client.contacts
     assert (contact.last_name, contact.first_name, contact.middle_name, contact.position) == (
-        "Петров", "Пётр", "Петрович", "владелец"
+        "Петров",
+        "Пётр",
+        "Петрович",
+        "владелец",
     )
     assert [p.e164 for p in client.phones if p.contact_id == contact.id] == ["+79161112233"]
 
@@ -158,7 +159,8 @@ def test_cyrillic_encodings_are_detected(encoding: str) -> None:
     parsed = read_clients_csv(text.encode(encoding))
     assert parsed.encoding == encoding.replace("_", "-")
     assert [r.client.name for r in parsed.rows if r.client] == [
-        "ООО Ромашка", "Индивидуальный предприниматель Щукин Эдуард"
+        "ООО Ромашка",
+        "Индивидуальный предприниматель Щукин Эдуард",
     ]
     assert parsed.rows[1].client is not None and parsed.rows[1].client.kind is ClientKind.sole_trader
 
@@ -216,8 +218,9 @@ async def test_a_deleted_client_does_not_block_its_inn(session: AsyncSession) ->
     book = ClientBook(session)
     old = await book.create(ClientIn(name="Ромашка", inn="7707083893", kpp="773601001"), ACCOUNTANT)
     await book.delete(old.id, ACCOUNTANT)
-    report = await import_clients(book, "Наименование;ИНН/КПП\nРомашка;7707083893/773601001\n".encode(),
-                                  ACCOUNTANT, dry_run=False)
+    report = await import_clients(
+        book, "Наименование;ИНН/КПП\nРомашка;7707083893/773601001\n".encode(), ACCOUNTANT, dry_run=False
+    )
     assert report.errors == [] and report.imported == 1
 
 
@@ -397,29 +400,48 @@ async def test_export_then_import_gives_the_same_cards(session: AsyncSession) ->
         ClientIn(
             name='ООО "Ромашка"',
             full_name='Общество с ограниченной ответственностью "Ромашка"',
-            inn="7707083893", kpp="773601001", ogrn="1027700132195",
+            inn="7707083893",
+            kpp="773601001",
+            ogrn="1027700132195",
             addresses=[
                 {"kind": "legal", "text": "115035, г. Москва, ул. Садовническая, д. 1"},
                 {"kind": "actual", "text": "г. Москва; ул. Ленина, 5"},
                 {"kind": "other", "text": "склад: Подольск"},
                 {"kind": "other", "text": "склад: Химки"},
             ],
-            website="https://romashka.example", status=ClientStatus.lead, owner_id=owner.id,
+            website="https://romashka.example",
+            status=ClientStatus.lead,
+            owner_id=owner.id,
             tags=["VIP", "опт"],
             custom_fields={"Регион": "77", "Менеджер в 1С": "Петрова", "Телефон": "старый: 123"},
             phones=[{"number": "+7 (495) 123-45-67", "label": "офис"}, {"number": "8 916 000-00-00"}],
             emails=[{"address": "info@romashka.ru"}, {"address": "buh@romashka.ru", "label": "бухгалтерия"}],
             contacts=[
-                {"last_name": "Иванов", "first_name": "Иван", "middle_name": "Иванович", "position": "директор",
-                 "phones": [{"number": "+7 916 111-22-33", "label": "моб."}],
-                 "emails": [{"address": "ivanov@romashka.ru"}], "note": "звонить после обеда"},
+                {
+                    "last_name": "Иванов",
+                    "first_name": "Иван",
+                    "middle_name": "Иванович",
+                    "position": "директор",
+                    "phones": [{"number": "+7 916 111-22-33", "label": "моб."}],
+                    "emails": [{"address": "ivanov@romashka.ru"}],
+                    "note": "звонить после обеда",
+                },
                 {"last_name": "Петрова", "first_name": "Анна", "note": "бухгалтер, по вторникам"},
             ],
         ),
-        ClientIn(kind=ClientKind.sole_trader, name="ИП Сидоров", inn="500100732259", ogrn="304500116000157",
-                 status=ClientStatus.inactive),
-        ClientIn(kind=ClientKind.individual, name='=HYPERLINK("http://evil.example","жми")',
-                 phones=[{"number": "-1"}], tags=["@home"]),
+        ClientIn(
+            kind=ClientKind.sole_trader,
+            name="ИП Сидоров",
+            inn="500100732259",
+            ogrn="304500116000157",
+            status=ClientStatus.inactive,
+        ),
+        ClientIn(
+            kind=ClientKind.individual,
+            name='=HYPERLINK("http://evil.example","жми")',
+            phones=[{"number": "-1"}],
+            tags=["@home"],
+        ),
     ]
     originals = [await book.create(card, ACCOUNTANT) for card in cards]
     await session.commit()

@@ -8,6 +8,7 @@ phones ring hold the pop socket.  What they see and what the call log says must 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from hub.context import HubContext
 from hub.screen_pop import PopHub
 from hub.telephony import Telephony
 from hub.web.app import make_app
-from tests.ami_traces import expected, trace_names
+from tests.ami_traces import expected, load_trace, trace_names
 from tests.conftest import bearer, open_context
 from tests.fake_ami import FakeAmi
 
@@ -230,3 +231,30 @@ async def test_every_trace_at_recorded_speed_all_at_once(hub: Hub) -> None:
     for truth in truths:
         _check_call(by_identity[_identity(truth)], truth)
     _check_pops(hub, "all traces", truths)
+
+
+@pytest.mark.parametrize("seed", [11, 23, 42])
+async def test_cuts_at_random_points_of_twenty_callers_lose_and_duplicate_nothing(hub: Hub, seed: int) -> None:
+    """The AMI connection drops three times mid-trace; each time the hub reconnects and resyncs."""
+    rng = random.Random(seed)
+    speed = 2.0
+    # Just before randomly chosen events, so that each outage swallows at least that one.
+    events = [f.t for f in load_trace("load_20_callers") if f.direction == "in" and f.raw.startswith("Event:")]
+    cuts = sorted(max(0.0, t / speed - 0.01) for t in rng.sample(events[1:-1], 3))
+    replay = hub.fake.play("load_20_callers", speed=speed)
+    started = asyncio.get_running_loop().time()
+    for at in cuts:
+        await asyncio.sleep(max(0.0, started + at - asyncio.get_running_loop().time()))
+        hub.fake.cut(down_for=rng.uniform(0.2, 0.6))  # refused meanwhile: the events then are lost
+    await replay.wait(timeout=60)
+    calls = await hub.wait_for_calls(20, timeout=20)
+    await asyncio.sleep(0.5)  # nothing more may arrive: no duplicates
+    calls = await hub.calls()
+    truth = {t["caller"]: t for t in expected("load_20_callers")}
+    assert sorted(c["caller"] for c in calls) == sorted(truth), f"cuts at {cuts}"
+    for call in calls:
+        want = truth[call["caller"]]
+        assert (call["status"], call["reason"]) == (want["status"], want["reason"]), (call["caller"], cuts)
+    assert replay.lost, "no event fell into an outage: the test proved nothing"
+    await _until(lambda: hub.telephony.connected()["office"], 5)
+    assert len(hub.fake.logged_in_sessions) == 1

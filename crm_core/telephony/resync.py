@@ -80,6 +80,8 @@ class Resync:
                 continue
             channel.state = snapshot.state or channel.state
             call.note_caller_id(channel, meaningful(snapshot.caller), None)
+            if snapshot.application == "Queue" and not call.queue and snapshot.application_data:
+                call.queue = snapshot.application_data.split(",", 1)[0]  # Queue(support,t,,,40)
             legs.append((snapshot, channel))
         outputs: list[TrackerOutput] = []
         if not call.answered:
