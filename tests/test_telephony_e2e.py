@@ -258,3 +258,51 @@ async def test_cuts_at_random_points_of_twenty_callers_lose_and_duplicate_nothin
     assert replay.lost, "no event fell into an outage: the test proved nothing"
     await _until(lambda: hub.telephony.connected()["office"], 5)
     assert len(hub.fake.logged_in_sessions) == 1
+
+
+async def _operator_token(hub: Hub, extension: str) -> dict[str, str]:
+    async with hub.context.transaction() as session:
+        users = UserDirectory(session)
+        return bearer(await users.create_token(await users.by_username(f"op{extension}")))
+
+
+async def test_click_to_call_rings_the_operator_then_dials_the_client(hub: Hub) -> None:
+    async with hub.context.transaction() as session:
+        client = await ClientBook(session, hub.context.rules).create(
+            ClientIn(name="Лютик", phones=[{"number": "8 (495) 765-43-21"}]), SYSTEM
+        )
+    hub.fake.originate_trace = "outbound_click2call"
+    resp = await hub.http.post(
+        "/api/calls/originate", json={"client_id": client.id}, headers=await _operator_token(hub, "101")
+    )
+    assert resp.status == 200, await resp.text()
+    placed = await resp.json()
+    assert (placed["success"], placed["reason"], placed["number"]) == (True, "answered", "+74957654321")
+    [action] = hub.fake.actions_named("Originate")
+    assert (action.get("Channel"), action.get("Exten"), action.get("Context"), action.get("Async")) == (
+        "Local/101@agents/n",
+        "74957654321",
+        "from-internal",
+        "true",
+    )
+    assert f"HUB_ORIGINATE_ID={placed['originate_id']}" in action.get_all("Variable")
+    [call] = await hub.wait_for_calls(1, timeout=15)
+    assert (call["direction"], call["operator"], call["callee"], call["status"]) == (
+        "outbound",
+        "101",
+        "+74957654321",
+        "answered",
+    )
+    assert call["client_id"] == client.id
+
+
+async def test_click_to_call_while_the_pbx_is_away_is_refused_and_never_sent_later(hub: Hub) -> None:
+    hub.fake.cut(down_for=1.0)
+    await _until(lambda: not hub.telephony.connected()["office"], 5)
+    resp = await hub.http.post(
+        "/api/calls/originate", json={"number": "+7 495 765-43-21"}, headers=await _operator_token(hub, "101")
+    )
+    assert resp.status == 503 and (await resp.json())["error"] == "pbx_unreachable"
+    await _until(lambda: hub.telephony.connected()["office"], 10)
+    await asyncio.sleep(0.3)
+    assert hub.fake.actions_named("Originate") == []

@@ -101,7 +101,7 @@ async def originate(request: web.Request, body: OriginateIn) -> web.Response:
             "originate_id": placed.originate_id,
             "pbx": placed.pbx,
             "success": placed.result.success,
-            "reason": placed.result.reason,
+            "reason": placed.result.reason_text,
             "number": number,
         },
         status=200 if placed.result.success else 409,
