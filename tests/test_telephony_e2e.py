@@ -11,6 +11,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,58 +86,69 @@ class Hub:
     admin: dict[str, str] = field(default_factory=dict)
 
 
-@pytest.fixture
-async def hub(database_url: str, tmp_path: Path) -> AsyncIterator[Hub]:
-    async with FakeAmi(speed=50) as fake:
-        pbx = {
-            "name": "office",
-            "host": fake.host,
-            "port": fake.port,
-            "username": "hub",
-            "secret": "hubsecret",
-            "operator_channel": "Local/{extension}@agents/n",
-        }
-        context = await open_context(database_url, tmp_path / "data", pbx=[pbx])
-        tokens = {}
-        async with context.transaction() as session:
-            users = UserDirectory(session)
-            admin = await users.create(NewUser("boss", Role.admin))
-            admin_token = await users.create_token(admin)
-            for ext in EXTENSIONS:
-                tokens[ext] = await users.create_token(
-                    await users.create(NewUser(f"op{ext}", Role.operator, extension=ext))
-                )
-            await ClientBook(session, context.rules).create(
-                ClientIn(
-                    name="Ромашка",
-                    inn="7707083893",
-                    tags=["vip"],
-                    contacts=[
-                        {"first_name": "Иван", "last_name": "Сидоров", "phones": [{"number": "8 (495) 123-45-67"}]}
-                    ],
-                ),
-                SYSTEM,
+def _pbx(name: str, fake: FakeAmi) -> dict[str, Any]:
+    return {
+        "name": name,
+        "host": fake.host,
+        "port": fake.port,
+        "username": "hub",
+        "secret": "hubsecret",
+        "operator_channel": "Local/{extension}@agents/n",
+        "reconnect_min_seconds": 0.05,
+        "reconnect_max_seconds": 0.5,
+    }
+
+
+@asynccontextmanager
+async def running_hub(
+    database_url: str, data_dir: Path, fakes: dict[str, FakeAmi], **settings: Any
+) -> AsyncIterator[Hub]:
+    """A hub following each fake PBX, with one operator socket per extension and one known client."""
+    pbx = [_pbx(name, fake) for name, fake in fakes.items()]
+    context = await open_context(database_url, data_dir, pbx=pbx, **settings)
+    tokens = {}
+    async with context.transaction() as session:
+        users = UserDirectory(session)
+        admin_token = await users.create_token(await users.create(NewUser("boss", Role.admin)))
+        for ext in EXTENSIONS:
+            tokens[ext] = await users.create_token(
+                await users.create(NewUser(f"op{ext}", Role.operator, extension=ext))
             )
-        pops = PopHub()
-        telephony = Telephony(context, pops)
-        http = TestClient(TestServer(make_app(context, pops, telephony)))
-        await http.start_server()
-        operators = {ext: Operator(ext) for ext in EXTENSIONS}
-        readers = []
+        await ClientBook(session, context.rules).create(
+            ClientIn(
+                name="Ромашка",
+                inn="7707083893",
+                tags=["vip"],
+                contacts=[{"first_name": "Иван", "last_name": "Сидоров", "phones": [{"number": "8 (495) 123-45-67"}]}],
+            ),
+            SYSTEM,
+        )
+    pops = PopHub()
+    telephony = Telephony(context, pops)
+    http = TestClient(TestServer(make_app(context, pops, telephony)))
+    await http.start_server()
+    operators = {ext: Operator(ext) for ext in EXTENSIONS}
+    readers = []
+    try:
         for ext, operator in operators.items():
             ws = await http.ws_connect("/ws", headers=bearer(tokens[ext]))
             assert (await ws.receive_json(timeout=5))["type"] == "hello"
             readers.append(asyncio.create_task(_read(ws, operator)))
         await telephony.start()
-        await _until(lambda: telephony.connected()["office"], 10)
-        try:
-            yield Hub(context, telephony, http, fake, operators, admin=bearer(admin_token))
-        finally:
-            await telephony.stop()
-            for reader in readers:
-                reader.cancel()
-            await http.close()
-            await context.close()
+        await _until(lambda: all(telephony.connected().values()), 10)
+        yield Hub(context, telephony, http, next(iter(fakes.values())), operators, admin=bearer(admin_token))
+    finally:
+        await telephony.stop()
+        for reader in readers:
+            reader.cancel()
+        await http.close()
+        await context.close()
+
+
+@pytest.fixture
+async def hub(database_url: str, tmp_path: Path) -> AsyncIterator[Hub]:
+    async with FakeAmi(speed=50) as fake, running_hub(database_url, tmp_path / "data", {"office": fake}) as running:
+        yield running
 
 
 async def _read(ws: Any, operator: Operator) -> None:
@@ -306,3 +318,34 @@ async def test_click_to_call_while_the_pbx_is_away_is_refused_and_never_sent_lat
     await _until(lambda: hub.telephony.connected()["office"], 10)
     await asyncio.sleep(0.3)
     assert hub.fake.actions_named("Originate") == []
+
+
+async def test_queue_set_to_pop_on_answer_pops_only_the_operator_who_answered(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with (
+        FakeAmi(speed=50) as fake,
+        running_hub(
+            database_url, tmp_path / "data", {"office": fake}, screen_pop={"queues": {"support": "answer"}}
+        ) as hub,
+    ):
+        await fake.play("inbound_queue_answered").wait()
+        await hub.wait_for_calls(1, timeout=10)
+        assert hub.operators["102"].frames == []  # rang, but this queue pops on answer only
+        [pop] = hub.operators["101"].pops()
+        assert pop["moment"] == "answer" and pop["client"]["name"] == "Ромашка"
+        assert hub.operators["101"].withdrawals()[-1]["reason"] == "ended"
+
+
+async def test_two_pbxes_are_followed_at_once_and_logged_apart(database_url: str, tmp_path: Path) -> None:
+    async with (
+        FakeAmi(speed=50) as moscow,
+        FakeAmi(speed=50) as spb,
+        running_hub(database_url, tmp_path / "data", {"moscow": moscow, "spb": spb}) as hub,
+    ):
+        await asyncio.gather(moscow.play("inbound_queue_answered").wait(), spb.play("inbound_direct_busy").wait())
+        calls = await hub.wait_for_calls(2, timeout=10)
+        assert sorted((c["pbx"], c["status"], c["reason"]) for c in calls) == [
+            ("moscow", "answered", None),
+            ("spb", "missed", "busy"),
+        ]
