@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, bindparam, case, func, or_, select, true
+from sqlalchemy import Row, Select, and_, bindparam, case, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit, emails, phones
@@ -19,6 +19,7 @@ from crm_core.audit import Actor
 from crm_core.client_data import ClientIn, ContactIn, client_to_input, person_name
 from crm_core.errors import Conflict, InvalidInput, NotFound
 from crm_core.models import Client, ClientTag, Contact, Email, Phone, User, utcnow
+from crm_core.paging import Page, fetch_page
 
 MAX_CANDIDATES = 50
 
@@ -71,14 +72,6 @@ class ClientQuery:
     owner_id: int | None = None
     page: int = 1
     per_page: int = 50
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    items: list[Client]
-    total: int
-    page: int
-    per_page: int
 
 
 def _holders_of(table: type[Phone] | type[Email], condition: Any, first: Any, *shown: Any) -> Select[Any]:
@@ -178,7 +171,7 @@ class ClientBook:
     async def _holders(self, statement: Select[Any], **values: str | None) -> list[Row[Any]]:
         return list((await self.session.execute(statement, values)).all())
 
-    async def search(self, query: ClientQuery) -> Page:
+    async def search(self, query: ClientQuery) -> Page[Client]:
         conditions: list[Any] = [Client.deleted_at.is_(None)]
         if query.q:
             conditions.append(await self._free_text(query.q))
@@ -196,18 +189,9 @@ class ClientBook:
             conditions.append(Client.status == query.status)
         if query.owner_id is not None:
             conditions.append(Client.owner_id == query.owner_id)
-        where = and_(*conditions)
-        total = await self.session.scalar(select(func.count()).select_from(Client).where(where))
-        items = (
-            await self.session.scalars(
-                select(Client)
-                .where(where)
-                .order_by(Client.search_name, Client.id)
-                .offset((query.page - 1) * query.per_page)
-                .limit(query.per_page)
-            )
-        ).all()
-        return Page(list(items), int(total or 0), query.page, query.per_page)
+        return await fetch_page(
+            self.session, Client, and_(*conditions), (Client.search_name, Client.id), query.page, query.per_page
+        )
 
     async def _free_text(self, text: str) -> Any:
         """One search box: an address, a number (phone or INN) or part of a name."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +20,7 @@ from crm_core.audit import Actor
 from crm_core.clients import ClientBook, MatchRules
 from crm_core.errors import NotFound
 from crm_core.models import Call, CallRing
+from crm_core.paging import Page, fetch_page
 from crm_core.telephony.events import CallRecord
 
 
@@ -35,14 +36,6 @@ class CallQuery:
     open_missed: bool = False  # missed and not yet called back
     page: int = 1
     per_page: int = 50
-
-
-@dataclass(frozen=True, slots=True)
-class CallPage:
-    items: list[Call]
-    total: int
-    page: int
-    per_page: int
 
 
 def outside_number(record: CallRecord) -> str | None:
@@ -133,7 +126,7 @@ class CallLog:
             raise NotFound(f"call {call_id} not found")
         return call
 
-    async def search(self, query: CallQuery) -> CallPage:
+    async def search(self, query: CallQuery) -> Page[Call]:
         conditions: list[Any] = []
         if query.client_id is not None:
             conditions.append(Call.client_id == query.client_id)
@@ -153,18 +146,14 @@ class CallLog:
             conditions.append(Call.started_at < query.until)
         if query.open_missed:
             conditions.append(and_(Call.status == "missed", Call.called_back_at.is_(None)))
-        where = and_(True, *conditions)
-        total = await self.session.scalar(select(func.count()).select_from(Call).where(where))
-        items = (
-            await self.session.scalars(
-                select(Call)
-                .where(where)
-                .order_by(Call.started_at.desc(), Call.id.desc())
-                .offset((query.page - 1) * query.per_page)
-                .limit(query.per_page)
-            )
-        ).all()
-        return CallPage(list(items), int(total or 0), query.page, query.per_page)
+        return await fetch_page(
+            self.session,
+            Call,
+            and_(True, *conditions),
+            (Call.started_at.desc(), Call.id.desc()),
+            query.page,
+            query.per_page,
+        )
 
     async def recent_for_client(self, client_id: int, limit: int = 5) -> list[Call]:
         return (await self.search(CallQuery(client_id=client_id, per_page=limit))).items

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_
 
 from crm_core.models import AuditEntry, Role
-from hub.web.endpoints import Api, json_response, session_of
+from crm_core.paging import fetch_page
+from hub.web.endpoints import Api, page_response, session_of
 from hub.web.schemas import AuditPage, AuditQuery
 
 api = Api()
@@ -27,29 +30,20 @@ async def audit_log(request: web.Request, query: AuditQuery) -> web.Response:
         for name, value in query.model_dump(include={"entity", "entity_id", "username", "action"}).items()
         if value is not None
     ]
-    where = and_(True, *filters)
-    session = session_of(request)
-    total = await session.scalar(select(func.count()).select_from(AuditEntry).where(where))
-    rows = (
-        await session.scalars(
-            select(AuditEntry)
-            .where(where)
-            .order_by(AuditEntry.id.desc())
-            .offset((query.page - 1) * query.per_page)
-            .limit(query.per_page)
-        )
-    ).all()
-    items = [
-        {
-            "id": r.id,
-            "at": r.at.isoformat(),
-            "username": r.username,
-            "action": r.action,
-            "entity": r.entity,
-            "entity_id": r.entity_id,
-            "ip": r.ip,
-            "details": r.details,
-        }
-        for r in rows
-    ]
-    return json_response({"items": items, "total": total, "page": query.page, "per_page": query.per_page})
+    page = await fetch_page(
+        session_of(request), AuditEntry, and_(True, *filters), (AuditEntry.id.desc(),), query.page, query.per_page
+    )
+    return page_response(page, audit_to_dict)
+
+
+def audit_to_dict(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "at": entry.at.isoformat(),
+        "username": entry.username,
+        "action": entry.action,
+        "entity": entry.entity,
+        "entity_id": entry.entity_id,
+        "ip": entry.ip,
+        "details": entry.details,
+    }

@@ -11,7 +11,7 @@ from crm_core.errors import InvalidInput
 from crm_core.models import Role
 from crm_core.telephony.call_log import CallLog, CallQuery, call_to_dict
 from hub.telephony import NoPbx
-from hub.web.endpoints import ALL_ROLES, Api, ApiError, actor_of, current_user, json_response, session_of
+from hub.web.endpoints import ALL_ROLES, Api, ApiError, actor_of, current_user, json_response, page_response, session_of
 from hub.web.schemas import CallNotes, CallOut, CallPageOut, CallSearch, OriginateIn, OriginateOut
 from hub.web.state import CONTEXT, TELEPHONY
 
@@ -37,15 +37,7 @@ async def search_calls(request: web.Request, query: CallSearch) -> web.Response:
     values = query.model_dump()
     if query.number:
         values["number"] = phones.normalise(query.number, request.app[CONTEXT].rules.region).e164 or query.number
-    page = await _log(request).search(CallQuery(**values))
-    return json_response(
-        {
-            "items": [call_to_dict(c) for c in page.items],
-            "total": page.total,
-            "page": page.page,
-            "per_page": page.per_page,
-        }
-    )
+    return page_response(await _log(request).search(CallQuery(**values)), call_to_dict)
 
 
 @api.route("GET", CALL, summary="One call", roles=ALL_ROLES, tag="calls", response=CallOut, errors=(404,))

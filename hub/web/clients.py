@@ -13,7 +13,7 @@ from crm_core.client_data import ClientIn, client_to_dict
 from crm_core.clients import ClientBook, ClientQuery, Lookup
 from crm_core.models import Role
 from crm_core.timeline import client_timeline
-from hub.web.endpoints import ALL_ROLES, Api, actor_of, json_response, session_of
+from hub.web.endpoints import ALL_ROLES, Api, actor_of, json_response, page_response, session_of
 from hub.web.schemas import (
     ClientOut,
     ClientPage,
@@ -58,15 +58,7 @@ def _query(search: ClientSearch, **overrides: Any) -> ClientQuery:
     response=ClientPage,
 )
 async def search_clients(request: web.Request, query: ClientSearch) -> web.Response:
-    page = await _book(request).search(_query(query))
-    return json_response(
-        {
-            "items": [client_to_dict(c) for c in page.items],
-            "total": page.total,
-            "page": page.page,
-            "per_page": page.per_page,
-        }
-    )
+    return page_response(await _book(request).search(_query(query)), client_to_dict)
 
 
 @api.route(

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.audit import Actor
 from crm_core.models import Role, User
+from crm_core.paging import Page
 from hub.web.auth import authenticate
 from hub.web.state import CONTEXT, SESSION, USER
 
@@ -137,6 +138,18 @@ def actor_of(request: web.Request) -> Actor:
     if user is None:
         return Actor(user_id=None, username="anonymous", ip=ip)
     return Actor(user_id=user.id, username=user.username, ip=ip)
+
+
+def page_response(page: Page[Any], to_dict: Callable[[Any], dict[str, Any]]) -> web.Response:
+    """A page of a list, as every list endpoint answers it."""
+    return json_response(
+        {
+            "items": [to_dict(item) for item in page.items],
+            "total": page.total,
+            "page": page.page,
+            "per_page": page.per_page,
+        }
+    )
 
 
 def json_response(data: Any, status: int = 200, headers: Any = None) -> web.Response:

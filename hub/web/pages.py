@@ -176,21 +176,22 @@ async def logout_submit(request: web.Request) -> web.StreamResponse:
     raise response
 
 
-@routes.get("/operator")
-async def operator_page(request: web.Request) -> web.Response:
+async def _page_user(request: web.Request, roles: frozenset[Role] = frozenset(Role)) -> User:
+    """The logged-in user allowed on this page; others go to the login form or get 403."""
     async with request.app[CONTEXT].transaction() as session:
         user = await authenticate(request, session)
     if user is None:
-        raise web.HTTPSeeOther("/login?next=/operator")
-    if user.role not in (Role.operator, Role.admin):
-        raise web.HTTPForbidden(text=f"the {user.role.value} role has no operator page")
-    return _render(request, "operator.html", user)
+        raise web.HTTPSeeOther(f"/login?next={request.path}")
+    if user.role not in roles:
+        raise web.HTTPForbidden(text=f"the {user.role.value} role may not open this page")
+    return user
+
+
+@routes.get("/operator")
+async def operator_page(request: web.Request) -> web.Response:
+    return _render(request, "operator.html", await _page_user(request, frozenset({Role.operator, Role.admin})))
 
 
 @routes.get("/")
 async def home(request: web.Request) -> web.Response:
-    async with request.app[CONTEXT].transaction() as session:
-        user = await authenticate(request, session)
-    if user is None:
-        raise web.HTTPSeeOther("/login?next=/")
-    return _render(request, "home.html", user)
+    return _render(request, "home.html", await _page_user(request))
