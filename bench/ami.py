@@ -542,10 +542,11 @@ async def play_and_wait(
     return run
 
 
-async def run_backend(backend: str, url: str, args: argparse.Namespace, rng: random.Random) -> list[Run]:
+async def run_backend(backend: str, url: str, args: argparse.Namespace, rng: random.Random, runs: list[Run]) -> None:
+    """Every run on one database, appended to ``runs`` as each finishes (so a failure keeps the others)."""
     outside = OutsideWorld()
     await outside.start()
-    runs: list[Run] = []
+    mine: list[Run] = []
     try:
         with tempfile.TemporaryDirectory(prefix="hub_bench_ami_") as data_dir:
             async with running_hub(url, outside.port, Path(data_dir)) as hub:
@@ -558,21 +559,22 @@ async def run_backend(backend: str, url: str, args: argparse.Namespace, rng: ran
                     plan = make_plan(concurrent, LATENCY_TRACES, args.ramp, rng)
                     run = Run("latency", backend, plan, args.speed, args.ramp)
                     timeout = longest / args.speed + args.ramp + 60 + concurrent * 0.5
-                    runs.append(await play_and_wait(hub, outside, run, timeout))
+                    mine.append(await play_and_wait(hub, outside, run, timeout))
+                    runs.append(mine[-1])
                     print(f"{backend}: {concurrent} concurrent calls measured", flush=True)
                 plan = make_plan(args.calls, trace_names(), 0.0, rng)
                 run = Run("throughput", backend, plan, FLAT_OUT, 0.0)
                 profile = cProfile.Profile() if args.profile else None
-                runs.append(await play_and_wait(hub, outside, run, args.timeout, profile))
+                mine.append(await play_and_wait(hub, outside, run, args.timeout, profile))
+                runs.append(mine[-1])
                 print(f"{backend}: throughput measured ({plan.calls} calls)", flush=True)
                 in_log = await hub.calls_in_log()
-                for r in runs:
+                for r in mine:
                     r.log_rows_after = in_log
                 if profile is not None:
                     profile.dump_stats(f"{args.profile}.{backend}")
     finally:
         await outside.stop()
-    return runs
 
 
 # -- the report -----------------------------------------------------------------------------------
@@ -786,14 +788,22 @@ async def main(argv: Sequence[str] | None = None) -> int:
     print(f"reference parse: {rates[0].per_second:,.0f} frames/s (panoramisk)", flush=True)
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     runs: list[Run] = []
+    failures: list[str] = []
     for backend in backends:
-        database = sqlite_database() if backend == "sqlite" else postgresql_database(args.pg_dsn)
-        async with database as url:
-            runs.extend(await run_backend(backend, url, args, rng))
+        try:
+            database = sqlite_database() if backend == "sqlite" else postgresql_database(args.pg_dsn)
+            async with database as url:
+                await run_backend(backend, url, args, rng, runs)
+        except Exception as exc:  # report what was measured, and why the rest was not
+            failures.append(f"{backend}: FAIL, the runs stopped: {type(exc).__name__}: {exc}")
+            print(failures[-1], flush=True)
     print_report(rates, runs, args, tally.seen)
+    for failure in failures:
+        print(failure)
     if args.profile:
         for backend in backends:
-            print_profile(args.profile, backend)
+            if Path(f"{args.profile}.{backend}").exists():
+                print_profile(args.profile, backend)
     return 0
 
 
