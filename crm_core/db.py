@@ -21,11 +21,16 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
 
 
+READ_ONLY = "hub_read_only"  # execution option: this transaction only reads
+
+
 def _begin(connection: Any) -> None:
     # IMMEDIATE takes the write lock up front, so concurrent transactions queue on
     # busy_timeout; a deferred BEGIN that reads and then writes fails at once with
-    # "database is locked" when another writer committed in between.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # "database is locked" when another writer committed in between.  A transaction
+    # declared read-only needs no lock: in WAL mode it reads beside the writer.
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:

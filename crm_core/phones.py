@@ -7,6 +7,7 @@ extensions all land on one canonical number.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -30,8 +31,12 @@ class NormalisedPhone:
         return self.digits[::-1]
 
 
+@functools.lru_cache(maxsize=16384)
 def normalise(raw: str, region: str = "RU") -> NormalisedPhone:
-    """Parse ``raw`` in ``region``; never raises, since bad numbers are still kept as typed."""
+    """Parse ``raw`` in ``region``; never raises, since bad numbers are still kept as typed.
+
+    Cached: the call tracker sees the same caller's number on every event of a call.
+    """
     text = raw.strip()
     e164: str | None = None
     extension: str | None = None

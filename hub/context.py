@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_core import migrate
 from crm_core.clients import MatchRules
-from crm_core.db import make_engine, make_sessionmaker
+from crm_core.db import READ_ONLY, make_engine, make_sessionmaker
 from hub.config import Settings
 
 
@@ -59,6 +59,16 @@ class HubContext:
         """
         async with self.sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work that only reads: on SQLite it does not wait for writers."""
+        async with self.sessions() as session:
+            await session.connection(execution_options={READ_ONLY: True})
+            try:
+                yield session
+            finally:
+                await session.rollback()
 
     async def close(self) -> None:
         await self.engine.dispose()

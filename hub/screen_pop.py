@@ -16,12 +16,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.clients import ClientBook, Lookup, MatchRules
-from crm_core.models import User
-from crm_core.telephony.call_log import CallLog, call_to_dict
+from crm_core.models import Call, Client, ClientTag, User
 from crm_core.telephony.events import CallKey
 
 log = logging.getLogger("hub.screen_pop")
@@ -59,6 +58,11 @@ class PopHub:
             sockets.discard(socket)
             if not sockets:
                 del self._sockets[extension]
+
+    def message_for(self, key: CallKey) -> dict[str, Any] | None:
+        """The pop already showing for this call on some phone, to reuse for another."""
+        shown = self._shown.get(key)
+        return shown.message if shown else None
 
     def showing(self, key: CallKey) -> set[str]:
         pop = self._shown.get(key)
@@ -118,7 +122,7 @@ async def pop_message(
         "match": lookup.match,
     }
     if len(lookup.client_ids) == 1:
-        message["client"] = await _card_summary(session, rules, lookup)
+        message["client"] = await _card_summary(session, lookup)
     elif lookup.client_ids:
         message["candidates"] = [
             {"client_id": c.client_id, "client_name": c.client_name, "contact_name": c.contact_name}
@@ -130,25 +134,52 @@ async def pop_message(
     return message
 
 
-async def _card_summary(session: AsyncSession, rules: MatchRules, lookup: Lookup) -> dict[str, Any]:
-    client = await ClientBook(session, rules).get(lookup.client_ids[0])
-    owner = await session.scalar(select(User).where(User.id == client.owner_id)) if client.owner_id else None
+_CARD = (
+    select(
+        Client.id,
+        Client.name,
+        Client.full_name,
+        Client.inn,
+        User.full_name.label("owner_name"),
+        User.username.label("owner_login"),
+    )
+    .outerjoin(User, User.id == Client.owner_id)
+    .where(Client.id == bindparam("client_id"))
+)
+_TAGS = select(ClientTag.tag).where(ClientTag.client_id == bindparam("client_id")).order_by(ClientTag.tag)
+_RECENT_CALLS = (
+    select(Call.id, Call.direction, Call.status, Call.started_at, Call.talk_seconds, Call.final_operator)
+    .where(Call.client_id == bindparam("client_id"))
+    .order_by(Call.started_at.desc(), Call.id.desc())
+    .limit(RECENT_CALLS)
+)
+
+
+async def _card_summary(session: AsyncSession, lookup: Lookup) -> dict[str, Any]:
+    """Three prebuilt queries: the pop is on the path of every ringing phone."""
+    ids = {"client_id": lookup.client_ids[0]}
+    card = (await session.execute(_CARD, ids)).one()
+    tags = (await session.scalars(_TAGS, ids)).all()
+    calls = (await session.execute(_RECENT_CALLS, ids)).all()
     contacts = [c.contact_name for c in lookup.candidates if c.contact_name]
-    calls = await CallLog(session, rules).recent_for_client(client.id, RECENT_CALLS)
     return {
-        "id": client.id,
-        "name": client.name,
-        "company": client.full_name or client.name,
+        "id": card.id,
+        "name": card.name,
+        "company": card.full_name or card.name,
         "contact": contacts[0] if contacts else None,
-        "inn": client.inn,
-        "tags": [t.tag for t in client.tags],
-        "owner": (owner.full_name or owner.username) if owner else None,
+        "inn": card.inn,
+        "tags": list(tags),
+        "owner": card.owner_name or card.owner_login,
         "last_calls": [
             {
-                k: call_to_dict(c)[k]
-                for k in ("id", "direction", "status", "started_at", "talk_seconds", "final_operator")
+                "id": c.id,
+                "direction": c.direction,
+                "status": c.status,
+                "started_at": c.started_at.isoformat() if c.started_at else None,
+                "talk_seconds": c.talk_seconds,
+                "final_operator": c.final_operator,
             }
             for c in calls
         ],
-        "url": f"/api/clients/{client.id}",
+        "url": f"/api/clients/{card.id}",
     }

@@ -75,21 +75,42 @@ class Telephony:
             for p in context.settings.pbx
         }
         self._tasks: list[asyncio.Task[None]] = []
+        self._finished: asyncio.Queue[CallFinished] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
         # Click-to-call placed for a chosen client: the call is filed under that client.
         self._originated_for: dict[str, tuple[int | None, int | None]] = {}
         self.events_seen = 0
         self.calls_logged: dict[str, int] = {}
 
     async def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_log(), name="call-log-writer")
         for name, connector in self._connectors.items():
             self._tasks.append(asyncio.create_task(connector.run(), name=f"ami:{name}"))
 
     async def stop(self) -> None:
+        """Stop listening, then write every call already finished before returning."""
         await asyncio.gather(*(c.stop() for c in self._connectors.values()), return_exceptions=True)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self._writer is not None:
+            await self._finished.join()
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+            self._writer = None
+
+    async def _write_log(self) -> None:
+        """Calls are written by this one task, in the order they finished, off the event path:
+        a ringing phone's pop never waits behind a log write."""
+        while True:
+            finished = await self._finished.get()
+            try:
+                await self._log(finished)
+            except Exception:
+                log.exception("call not logged", extra={"fields": {"linkedid": finished.record.key.linkedid}})
+            finally:
+                self._finished.task_done()
 
     def connected(self) -> dict[str, bool]:
         return {name: c.connected for name, c in self._connectors.items()}
@@ -122,8 +143,11 @@ class Telephony:
             case RingingStopped() if output.reason != "answered":
                 await self.pops.withdraw(output.key, [output.extension], output.reason, output.by)
             case CallFinished():
-                await self._log(output)
                 await self.pops.withdraw_all(output.record.key, "ended")
+                if self._writer is None:  # not started: no writer task, write here
+                    await self._log(output)
+                else:
+                    self._finished.put_nowait(output)
 
     async def _pop(
         self,
@@ -135,12 +159,14 @@ class Telephony:
         did: str | None,
         moment: str,
     ) -> None:
-        async with self.context.transaction() as session:
-            message = await pop_message(
-                session, self.context.rules, key, caller, caller_name, queue=queue, did=did, moment=moment
-            )
-        message["extension"] = extension
-        await self.pops.pop(key, extension, message)
+        """A ringall queue rings many phones for one call: the card is looked up once."""
+        message = self.pops.message_for(key)
+        if message is None:
+            async with self.context.reading() as session:
+                message = await pop_message(
+                    session, self.context.rules, key, caller, caller_name, queue=queue, did=did, moment=moment
+                )
+        await self.pops.pop(key, extension, {**message, "extension": extension, "moment": moment})
 
     async def _log(self, finished: CallFinished) -> None:
         record = finished.record
