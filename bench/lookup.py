@@ -50,16 +50,44 @@ BARE_QUERY = text("SELECT client_id FROM phones WHERE e164 = :e")
 # Where the numbers come from: (three-digit code, weight).  Mobiles dominate a call
 # centre's book; Moscow and a few big regional cities supply the office lines.
 MOBILE_CODES = [(c, 1.0) for c in range(900, 1000)]
-LANDLINE_CODES = [(495, 30.0), (499, 15.0), (812, 10.0), (343, 3.0), (383, 3.0), (846, 2.0),
-                  (861, 2.0), (863, 2.0), (831, 2.0), (843, 2.0), (473, 1.0), (351, 1.0)]
+LANDLINE_CODES = [
+    (495, 30.0),
+    (499, 15.0),
+    (812, 10.0),
+    (343, 3.0),
+    (383, 3.0),
+    (846, 2.0),
+    (861, 2.0),
+    (863, 2.0),
+    (831, 2.0),
+    (843, 2.0),
+    (473, 1.0),
+    (351, 1.0),
+]
 MOBILE_SHARE = 0.7
 SHARED_SHARE = 0.01  # an office switchboard written on several cards
 LEGACY_SHARE = 0.06  # imported as typed, no E.164: only the suffix match finds these
 PROBE_KINDS = ("exact", "suffix", "none")  # what a probe should find, and how often
 PROBE_WEIGHTS = (0.45, 0.20, 0.35)
 
-COMPANY_WORDS = ["Ромашка", "Север", "Вектор", "Альянс", "Гранит", "Меридиан", "Техно", "Волга",
-                 "Урал", "Сибирь", "Феникс", "Капитал", "Стройинвест", "Логистик", "Агро", "Профи"]
+COMPANY_WORDS = [
+    "Ромашка",
+    "Север",
+    "Вектор",
+    "Альянс",
+    "Гранит",
+    "Меридиан",
+    "Техно",
+    "Волга",
+    "Урал",
+    "Сибирь",
+    "Феникс",
+    "Капитал",
+    "Стройинвест",
+    "Логистик",
+    "Агро",
+    "Профи",
+]
 FORMS = ["ООО", "АО", "ИП", "ПАО", "ЗАО"]
 FIRST = ["Иван", "Пётр", "Анна", "Мария", "Сергей", "Ольга", "Дмитрий", "Елена", "Алексей", "Наталья"]
 MIDDLE = ["Иванович", "Петровна", "Сергеевич", "Алексеевна", "Дмитриевич", "Олеговна"]
@@ -82,8 +110,20 @@ class Dataset:
     taken: set[str]
 
 
-CLIENT_COLUMNS = ("id", "kind", "name", "full_name", "search_name", "inn", "addresses", "status",
-                  "custom_fields", "created_at", "updated_at", "version")
+CLIENT_COLUMNS = (
+    "id",
+    "kind",
+    "name",
+    "full_name",
+    "search_name",
+    "inn",
+    "addresses",
+    "status",
+    "custom_fields",
+    "created_at",
+    "updated_at",
+    "version",
+)
 CONTACT_COLUMNS = ("id", "client_id", "first_name", "middle_name", "last_name", "position", "note")
 PHONE_COLUMNS = ("id", "client_id", "contact_id", "raw", "e164", "extension", "digits_rev", "label")
 
@@ -128,9 +168,11 @@ def _stored(national: str, rng: random.Random) -> StoredPhone:
 def _legacy(national: str, rng: random.Random) -> StoredPhone:
     """A number kept exactly as typed: libphonenumber refuses it, so there is no E.164."""
     code, rest = national[:3], national[3:]
-    raw = [f"{code}-{rest[:3]}-{rest[3:5]}-{rest[5:]} моб",
-           f"тел 8{code} {rest} ({rng.choice(FIRST)})",
-           f"007 {code} {rest[:3]} {rest[3:5]} {rest[5:]}"][rng.randrange(3)]
+    raw = [
+        f"{code}-{rest[:3]}-{rest[3:5]}-{rest[5:]} моб",
+        f"тел 8{code} {rest} ({rng.choice(FIRST)})",
+        f"007 {code} {rest[:3]} {rest[3:5]} {rest[5:]}",
+    ][rng.randrange(3)]
     return raw, None, None, "".join(ch for ch in raw if ch.isdigit())
 
 
@@ -159,18 +201,32 @@ def make_dataset(rows: int, rng: random.Random) -> Dataset:
     while len(phone_rows) < rows:
         client_id += 1
         name = f"{rng.choice(FORMS)} «{rng.choice(COMPANY_WORDS)} {client_id}»"
-        clients.append((client_id, "legal_entity", name, "", search_text(name, ""),
-                        f"{rng.randrange(10**9, 10**10)}", "[]", "active", "{}", now, now, 1))
+        clients.append(
+            (
+                client_id,
+                "legal_entity",
+                name,
+                "",
+                search_text(name, ""),
+                f"{rng.randrange(10**9, 10**10)}",
+                "[]",
+                "active",
+                "{}",
+                now,
+                now,
+                1,
+            )
+        )
         contact_id = None
         if client_id % 2 == 0:
             contact_id = len(contacts) + 1
-            contacts.append((contact_id, client_id, rng.choice(FIRST), rng.choice(MIDDLE),
-                             rng.choice(LAST), "менеджер", ""))
+            contacts.append(
+                (contact_id, client_id, rng.choice(FIRST), rng.choice(MIDDLE), rng.choice(LAST), "менеджер", "")
+            )
         for n in range(min(rng.choice((1, 2, 2, 3)), rows - len(phone_rows))):
             raw, e164, ext, digits = _next_phone(rng, exact, legacy, taken)
             owner = contact_id if n == 1 else None
-            phone_rows.append((len(phone_rows) + 1, client_id, owner, raw, e164, ext, digits[::-1],
-                               rng.choice(LABELS)))
+            phone_rows.append((len(phone_rows) + 1, client_id, owner, raw, e164, ext, digits[::-1], rng.choice(LABELS)))
     _check_against_normaliser(phone_rows, rng)
     return Dataset(clients, contacts, phone_rows, exact, legacy, taken)
 
@@ -231,8 +287,10 @@ async def postgresql_database(admin_dsn: str) -> AsyncIterator[str]:
     finally:
         await admin.close()
     try:
-        yield make_url(admin_dsn).set(drivername="postgresql+asyncpg", database=name).render_as_string(
-            hide_password=False
+        yield (
+            make_url(admin_dsn)
+            .set(drivername="postgresql+asyncpg", database=name)
+            .render_as_string(hide_password=False)
         )
     finally:
         admin = await asyncpg.connect(admin_dsn, timeout=10)
@@ -264,9 +322,11 @@ def load_sqlite_sync(path: str, data: Dataset) -> None:
         conn.execute("PRAGMA cache_size=-262144")
         conn.execute("BEGIN")
         clients = [tuple(_sqlite_time(v) for v in row) for row in data.clients]
-        for table, columns, rows in (("clients", CLIENT_COLUMNS, clients),
-                                     ("contacts", CONTACT_COLUMNS, data.contacts),
-                                     ("phones", PHONE_COLUMNS, data.phones)):
+        for table, columns, rows in (
+            ("clients", CLIENT_COLUMNS, clients),
+            ("contacts", CONTACT_COLUMNS, data.contacts),
+            ("phones", PHONE_COLUMNS, data.phones),
+        ):
             for batch in _batches(rows, 50_000):
                 conn.executemany(_insert_sql(table, columns), batch)
         conn.execute("COMMIT")
@@ -285,13 +345,13 @@ async def load_postgresql(url: str, data: Dataset) -> None:
     dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     conn = await asyncpg.connect(dsn, timeout=10)
     try:
-        for table, columns, rows in (("clients", CLIENT_COLUMNS, data.clients),
-                                     ("contacts", CONTACT_COLUMNS, data.contacts),
-                                     ("phones", PHONE_COLUMNS, data.phones)):
+        for table, columns, rows in (
+            ("clients", CLIENT_COLUMNS, data.clients),
+            ("contacts", CONTACT_COLUMNS, data.contacts),
+            ("phones", PHONE_COLUMNS, data.phones),
+        ):
             await conn.copy_records_to_table(table, records=rows, columns=list(columns))
-            await conn.execute(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
-            )
+            await conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
         await conn.execute("VACUUM ANALYZE")
     finally:
         await conn.close()
@@ -371,8 +431,9 @@ async def measure_pooled(engine: AsyncEngine, probes: Sequence[Probe], warmup: i
             return await _bare(conn, probe)
 
     for i, probe in enumerate(probes):
-        samples.add(i >= warmup, probe, *await _alternate(i, _timed(lambda p=probe: find(p)),
-                                                          _timed(lambda p=probe: bare(p))))
+        samples.add(
+            i >= warmup, probe, *await _alternate(i, _timed(lambda p=probe: find(p)), _timed(lambda p=probe: bare(p)))
+        )
     return samples
 
 
@@ -391,9 +452,7 @@ async def _alternate(
     return find_result, await bare
 
 
-async def run_backend(
-    backend: str, url: str, data: Dataset, probes: Sequence[Probe], warmup: int
-) -> list[Result]:
+async def run_backend(backend: str, url: str, data: Dataset, probes: Sequence[Probe], warmup: int) -> list[Result]:
     await upgrade(url)
     started = time.perf_counter()
     await LOADERS[backend](url, data)
@@ -403,8 +462,18 @@ async def run_backend(
     try:
         for measure in (measure_open, measure_pooled):
             samples = await measure(engine, probes, warmup)
-            results.append(Result(backend, samples.mode, len(data.phones), load_seconds, samples.find_ns,
-                                  samples.bare_ns, samples.outcomes, os.getloadavg()[0]))
+            results.append(
+                Result(
+                    backend,
+                    samples.mode,
+                    len(data.phones),
+                    load_seconds,
+                    samples.find_ns,
+                    samples.bare_ns,
+                    samples.outcomes,
+                    os.getloadavg()[0],
+                )
+            )
     finally:
         await engine.dispose()
     return results
@@ -436,21 +505,29 @@ def verdict(result: Result) -> tuple[bool, list[str]]:
 
 
 def print_report(results: Sequence[Result], queries: int, warmup: int) -> None:
-    header = (f"{'backend':<11}{'lookups':<24}{'rows':>9}{'load s':>8}{'find p50':>10}{'find p99':>10}"
-              f"{'bare p50':>10}{'bare p99':>10}{'x p50':>7}{'x p99':>7}{'load1':>7}  verdict")
-    print(f"\ncores: {os.cpu_count()}   queries: {queries} timed per lookup (+{warmup} warm-up), "
-          f"interleaved; latencies in ms")
+    header = (
+        f"{'backend':<11}{'lookups':<24}{'rows':>9}{'load s':>8}{'find p50':>10}{'find p99':>10}"
+        f"{'bare p50':>10}{'bare p99':>10}{'x p50':>7}{'x p99':>7}{'load1':>7}  verdict"
+    )
+    print(
+        f"\ncores: {os.cpu_count()}   queries: {queries} timed per lookup (+{warmup} warm-up), "
+        f"interleaved; latencies in ms"
+    )
     print(header)
     print("-" * len(header))
     for r in results:
         find50, find99 = percentile_ms(r.find_ns, 50), percentile_ms(r.find_ns, 99)
         bare50, bare99 = percentile_ms(r.bare_ns, 50), percentile_ms(r.bare_ns, 99)
         ok, _ = verdict(r)
-        print(f"{r.backend:<11}{r.mode:<24}{r.rows:>9}{r.load_seconds:>8.1f}{find50:>10.3f}{find99:>10.3f}"
-              f"{bare50:>10.3f}{bare99:>10.3f}{find50 / bare50:>7.1f}{find99 / bare99:>7.1f}{r.load_average:>7.1f}  "
-              f"{'PASS' if ok else 'FAIL'}")
-    print(f"load1: the 1-minute load average as measuring ended; above {os.cpu_count()} the CPUs were "
-          "shared with other work and the tails say as much about that as about the code")
+        print(
+            f"{r.backend:<11}{r.mode:<24}{r.rows:>9}{r.load_seconds:>8.1f}{find50:>10.3f}{find99:>10.3f}"
+            f"{bare50:>10.3f}{bare99:>10.3f}{find50 / bare50:>7.1f}{find99 / bare99:>7.1f}{r.load_average:>7.1f}  "
+            f"{'PASS' if ok else 'FAIL'}"
+        )
+    print(
+        f"load1: the 1-minute load average as measuring ended; above {os.cpu_count()} the CPUs were "
+        "shared with other work and the tails say as much about that as about the code"
+    )
     print(f"\ntargets: find_by_phone p99 < {TARGET_P99_MS} ms and within {TARGET_RATIO:.0f}x of the bare query")
     for r in results:
         ok, misses = verdict(r)
@@ -468,8 +545,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=1_000_000, help="phone rows to load")
     parser.add_argument("--queries", type=int, default=5000, help="timed lookups of each kind")
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--pg-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres",
-                        help="an admin DSN; a hub_bench_<random> database is created and dropped")
+    parser.add_argument(
+        "--pg-dsn",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="an admin DSN; a hub_bench_<random> database is created and dropped",
+    )
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     if args.rows < 100 or args.queries < 1:
@@ -487,8 +567,10 @@ async def main(argv: Sequence[str] | None = None) -> int:
     # The generated rows stay alive for the next backend; frozen, the collector no longer
     # walks them (a full pass over them takes a fifth of a second, which the service never pays).
     gc.freeze()
-    print(f"generated {len(data.phones)} phones, {len(data.clients)} clients, {len(data.contacts)} contacts "
-          f"in {time.perf_counter() - started:.1f} s")
+    print(
+        f"generated {len(data.phones)} phones, {len(data.clients)} clients, {len(data.contacts)} contacts "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     results = []
     for backend in backends:
