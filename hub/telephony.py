@@ -24,6 +24,7 @@ from crm_core.telephony.call_log import CallLog
 from crm_core.telephony.events import (
     Answered,
     CallFinished,
+    CallRecord,
     ChannelSnapshot,
     PbxEvent,
     Ringing,
@@ -36,6 +37,7 @@ from hub.context import HubContext
 from hub.screen_pop import PopHub, pop_message
 
 log = logging.getLogger("hub.telephony")
+LOG_BATCH = 200  # calls written in one transaction when a backlog has built up
 
 
 class Connector(Protocol):
@@ -101,16 +103,23 @@ class Telephony:
             self._writer = None
 
     async def _write_log(self) -> None:
-        """Calls are written by this one task, in the order they finished, off the event path:
-        a ringing phone's pop never waits behind a log write."""
+        """Calls are written by this one task, in the order they finished, off the event path,
+        so a ringing phone's pop never waits behind a log write; a backlog goes in one transaction."""
         while True:
-            finished = await self._finished.get()
+            batch = [await self._finished.get()]
+            while len(batch) < LOG_BATCH and not self._finished.empty():
+                batch.append(self._finished.get_nowait())
             try:
-                await self._log(finished)
-            except Exception:
-                log.exception("call not logged", extra={"fields": {"linkedid": finished.record.key.linkedid}})
+                await self._log(batch)
+            except Exception:  # one bad call must not cost the others their row: retry them singly
+                for finished in batch:
+                    try:
+                        await self._log([finished])
+                    except Exception:
+                        log.exception("call not logged", extra={"fields": {"linkedid": finished.record.key.linkedid}})
             finally:
-                self._finished.task_done()
+                for _ in batch:
+                    self._finished.task_done()
 
     def connected(self) -> dict[str, bool]:
         return {name: c.connected for name, c in self._connectors.items()}
@@ -145,7 +154,7 @@ class Telephony:
             case CallFinished():
                 await self.pops.withdraw_all(output.record.key, "ended")
                 if self._writer is None:  # not started: no writer task, write here
-                    await self._log(output)
+                    await self._log([output])
                 else:
                     self._finished.put_nowait(output)
 
@@ -168,12 +177,15 @@ class Telephony:
                 )
         await self.pops.pop(key, extension, {**message, "extension": extension, "moment": moment})
 
-    async def _log(self, finished: CallFinished) -> None:
-        record = finished.record
-        hint = self._originated_for.pop(record.originate_id, None) if record.originate_id else None
+    async def _log(self, batch: list[CallFinished]) -> None:
         async with self.context.transaction() as session:
-            call = await CallLog(session, self.context.rules).record(record, client_hint=hint)
-        if call is not None:
+            calls = CallLog(session, self.context.rules)
+            written = [(f.record, await calls.record(f.record, client_hint=self._hint(f.record))) for f in batch]
+        for record, call in written:
+            if record.originate_id:
+                self._originated_for.pop(record.originate_id, None)
+            if call is None:
+                continue
             self.calls_logged[record.status] = self.calls_logged.get(record.status, 0) + 1
             log.info(
                 "call logged",
@@ -186,6 +198,10 @@ class Telephony:
                     }
                 },
             )
+
+    def _hint(self, record: CallRecord) -> tuple[int | None, int | None] | None:
+        """The card a click-to-call was placed from, if this call is one."""
+        return self._originated_for.get(record.originate_id) if record.originate_id else None
 
     # -- to the PBX ------------------------------------------------------------------
 
