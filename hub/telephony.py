@@ -1,6 +1,6 @@
 """Wiring the PBXes to the domain: AMI events in, pops out to browsers, calls into the log.
 
-One connector per configured PBX feeds one shared call tracker; what the tracker decides
+One connector and one call tracker per configured PBX (numbers read in that PBX's region); what a tracker decides
 is dispatched here: ringing pops the card, answering elsewhere or hanging up withdraws
 it, a finished call is written to the log.  Events of one PBX are handled in order.
 """
@@ -65,12 +65,12 @@ class ClickToCall:
 
 
 class Telephony:
-    """Owns the AMI connectors' tasks, the tracker and the dispatch of its decisions."""
+    """Owns the AMI connectors' tasks, their trackers and the dispatch of what they decide."""
 
     def __init__(self, context: HubContext, pops: PopHub, connector_factory: ConnectorFactory = AmiConnector) -> None:
         self.context = context
         self.pops = pops
-        self.tracker = CallTracker(region=context.settings.default_region)
+        self._trackers = {p.name: CallTracker(region=p.region) for p in context.settings.pbx}
         self._pbx: dict[str, PbxSettings] = {p.name: p for p in context.settings.pbx}
         self._connectors: dict[str, Connector] = {
             p.name: connector_factory(_connector_settings(p), self.handle_event, self.handle_resync)
@@ -121,6 +121,9 @@ class Telephony:
                 for _ in batch:
                     self._finished.task_done()
 
+    def calls_in_progress(self) -> int:
+        return sum(len(tracker.active_calls()) for tracker in self._trackers.values())
+
     def connected(self) -> dict[str, bool]:
         return {name: c.connected for name, c in self._connectors.items()}
 
@@ -128,10 +131,10 @@ class Telephony:
 
     async def handle_event(self, event: PbxEvent) -> None:
         self.events_seen += 1
-        await self.dispatch(self.tracker.feed(event))
+        await self.dispatch(self._trackers[event.pbx].feed(event))
 
     async def handle_resync(self, pbx: str, channels: list[ChannelSnapshot], at: datetime) -> None:
-        await self.dispatch(self.tracker.resync(pbx, channels, at))
+        await self.dispatch(self._trackers[pbx].resync(pbx, channels, at))
 
     async def dispatch(self, outputs: list[TrackerOutput]) -> None:
         for output in outputs:

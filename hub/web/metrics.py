@@ -47,7 +47,7 @@ class TelephonyCollector:
         yield CounterMetricFamily("hub_ami_events", "AMI events handled", value=self.telephony.events_seen)
         yield CounterMetricFamily("hub_screen_pops", "Screen-pops pushed to operators", value=self.pops.sent)
         yield GaugeMetricFamily(
-            "hub_calls_in_progress", "Calls being followed", value=len(self.telephony.tracker.active_calls())
+            "hub_calls_in_progress", "Calls being followed", value=self.telephony.calls_in_progress()
         )
         logged = CounterMetricFamily("hub_calls_logged", "Calls written to the log", labels=["status"])
         for status, count in sorted(self.telephony.calls_logged.items()):
