@@ -32,7 +32,13 @@ class TraceFrame:
 
 
 def trace_names() -> list[str]:
-    return sorted(path.stem for path in TRACES_DIR.glob("*.jsonl"))
+    """Every recorded scenario; none found is an error, never an empty (silently skipped) test list."""
+    names = sorted(path.stem for path in TRACES_DIR.glob("*.jsonl"))
+    if not names:
+        raise FileNotFoundError(
+            f"no AMI traces in {TRACES_DIR}: the shared/ folder belongs beside the repository (or set HUB_AMI_TRACES)"
+        )
+    return names
 
 
 def load_trace(name: str) -> list[TraceFrame]:
