@@ -80,7 +80,7 @@ from hub.screen_pop import PopHub
 from hub.telephony import Telephony
 from hub.web.app import make_app
 from tests.ami_traces import expected, trace_names
-from tests.fake_ami import BANNER, FakeAmi, _pbx_events
+from tests.fake_ami import BANNER, FakeAmi, pbx_events
 
 TARGET_EVENTS_PER_SECOND = 5_000.0
 TARGET_SHARE_OF_BARE = 0.30
@@ -133,7 +133,7 @@ def make_plan(calls: int, traces: Sequence[str], ramp: float, rng: random.Random
             break
         replays.append((name, rng.uniform(0.0, ramp) if ramp > 0 else 0.0))
         total += calls_in(name)
-        events += len(_pbx_events(name))
+        events += len(pbx_events(name))
     return Plan(tuple(replays), total, events)
 
 
@@ -141,7 +141,7 @@ def peak_in_progress(plan: Plan, speed: float) -> int:
     """The most calls in progress at one moment: each replay runs from its start for its trace's length."""
     edges = []
     for name, start in plan.replays:
-        length = _pbx_events(name)[-1].t / speed
+        length = pbx_events(name)[-1].t / speed
         edges += [(start, calls_in(name)), (start + length, -calls_in(name))]
     peak = current = 0
     for _, step in sorted(edges, key=lambda edge: (edge[0], edge[1])):
@@ -152,8 +152,8 @@ def peak_in_progress(plan: Plan, speed: float) -> int:
 
 def wire_stream(traces: Sequence[str], repeats: int) -> tuple[list[bytes], int]:
     """The banner and then the traces' PBX events as bytes, ``repeats`` times, in socket-sized chunks."""
-    one_pass = b"".join(f.raw.encode() for name in traces for f in _pbx_events(name))
-    frames = sum(len(_pbx_events(name)) for name in traces) * repeats
+    one_pass = b"".join(f.raw.encode() for name in traces for f in pbx_events(name))
+    frames = sum(len(pbx_events(name)) for name in traces) * repeats
     data = BANNER.encode() + one_pass * repeats
     return [data[i : i + READ_CHUNK] for i in range(0, len(data), READ_CHUNK)], frames
 
@@ -568,7 +568,7 @@ async def run_backend(backend: str, url: str, args: argparse.Namespace, rng: ran
                 # Warm-up: every trace once, so statements are compiled and caches filled.
                 warm_up = make_plan(sum(map(calls_in, trace_names())), trace_names(), 0.0, rng)
                 await play_and_wait(hub, outside, Run("warm-up", backend, warm_up, 50.0, 0.0), 120)
-                longest = max(_pbx_events(n)[-1].t - _pbx_events(n)[0].t for n in LATENCY_TRACES)
+                longest = max(pbx_events(n)[-1].t - pbx_events(n)[0].t for n in LATENCY_TRACES)
                 for concurrent in args.concurrency:
                     plan = make_plan(concurrent, LATENCY_TRACES, args.ramp, rng)
                     run = Run("latency", backend, plan, args.speed, args.ramp)
@@ -798,7 +798,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     rng = random.Random(args.seed)
     tally = _configure_logs()
-    repeats = max(1, 60_000 // sum(len(_pbx_events(n)) for n in trace_names()))
+    repeats = max(1, 60_000 // sum(len(pbx_events(n)) for n in trace_names()))
     rates = measure_reference_rates(trace_names(), repeats, args.rounds)
     print(f"reference parse: {rates[0].per_second:,.0f} frames/s (panoramisk)", flush=True)
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]

@@ -333,7 +333,7 @@ class FakeAmi:
         SuccessfulAuth) and replies to the recorder's actions are not replayed; everything else
         is, with the recorded gaps divided by ``speed`` (the first event comes at once).
         """
-        return self._start_replay(name, _pbx_events(name), speed, renumber, delay, {})
+        return self._start_replay(name, pbx_events(name), speed, renumber, delay, {})
 
     def _start_replay(
         self,
@@ -599,7 +599,8 @@ _STATE_CODES = {
 
 
 @functools.cache
-def _pbx_events(name: str) -> list[TraceFrame]:
+def pbx_events(name: str) -> list[TraceFrame]:
+    """The frames of a trace the fake replays: the PBX's own events, not the recorder's session."""
     return [f for f in _load_trace(name) if _is_replayed(f, _recorded_action_ids(name))]
 
 
