@@ -25,14 +25,17 @@ CLI_ACTOR = Actor(user_id=None, username="cli")
 
 
 def _parser() -> argparse.ArgumentParser:
+    config_help = "TOML settings file (default: $HUB_CONFIG, else none)"
+    # Accepted before or after the command; SUPPRESS keeps a subcommand's parser from
+    # resetting a --config given before the command to None.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="FILE", help="TOML settings file (default: $HUB_CONFIG, else none)")
+    common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help=config_help)
 
     parser = argparse.ArgumentParser(
         prog="hub",
         description="CTI and e-mail middleware: one client base for calls, mail, mailings and 1C.",
-        parents=[common],
     )
+    parser.add_argument("--config", metavar="FILE", default=None, help=config_help)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("run", parents=[common], help="start the service (upgrades the embedded SQLite itself)")

@@ -152,3 +152,15 @@ def test_postgresql_is_never_migrated_behind_the_admins_back(tmp_path: Path) -> 
 def test_help_explains_each_command(command: list[str]) -> None:
     out = subprocess.run(HUB + command + ["--help"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and "usage: hub" in out.stdout
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_config_is_taken_before_or_after_the_command(tmp_path: Path, where: str) -> None:
+    database = tmp_path / "elsewhere.db"
+    config = tmp_path / "hub.toml"
+    config.write_text(f'database_url = "sqlite:///{database}"\n')
+    command = ["db", "upgrade"]
+    args = ["--config", str(config), *command] if where == "before" else [*command, "--config", str(config)]
+    done = _hub(args, _env(tmp_path / "var"))
+    assert done.returncode == 0, done.stderr
+    assert database.exists() and not (tmp_path / "var" / "hub.db").exists()
