@@ -74,6 +74,9 @@ class Call:
     left_queue: bool = False
     dial_outcome: str | None = None  # the last non-answer DialStatus towards a callee
     cdr_end: float | None = None  # the latest Cdr EndTime of any leg, PBX clock
+    # The earliest answer the PBX recorded for a leg it dialled (a Cdr with a destination):
+    # for an inbound call, the moment an operator picked up, to the second, at any replay speed.
+    cdr_answer: float | None = None
     hangup_cause: str | None = None
     recording_file: str | None = None
 
@@ -259,7 +262,9 @@ class Call:
         answer_pbx: float | None = None
         if status == "answered":
             answer_pbx = self.talk_from_pbx
-            if answer_pbx is None and self.talk_from is not None:
+            if self.inbound and self.cdr_answer is not None and self.cdr_end is not None and not lost:
+                answer_pbx = self.cdr_answer
+            elif answer_pbx is None and self.talk_from is not None:
                 answer_pbx = clock.to_pbx(self.talk_from, end=(ended, end_pbx))
         start = epoch_of(self.key.linkedid)
         start_pbx = float(start) if start is not None else clock.to_pbx(self.first_seen)

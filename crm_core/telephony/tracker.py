@@ -410,6 +410,14 @@ class CallTracker:
         end = parse_pbx_time(event.get("EndTime"))
         if call is not None and end is not None:
             call.cdr_end = end if call.cdr_end is None else max(call.cdr_end, end)
+        answer = parse_pbx_time(event.get("AnswerTime"))
+        if (
+            call is not None
+            and answer is not None
+            and event.get("Disposition") == "ANSWERED"
+            and event.get("DestinationChannel")
+        ):
+            call.cdr_answer = answer if call.cdr_answer is None else min(call.cdr_answer, answer)
         return []
 
     def _on_originate_response(self, event: PbxEvent) -> list[TrackerOutput]:
