@@ -437,11 +437,10 @@ class FakeAmi:
         self.sessions.append(session)
         session.write(BANNER.encode())
         try:
-            while session.open:
-                data = await reader.readuntil(_FRAME_END)
-                self._on_action(session, data.decode("utf-8", "replace"))
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-            pass
+            with contextlib.suppress(asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+                while session.open:  # until the client goes away or sends garbage too long to be an action
+                    data = await reader.readuntil(_FRAME_END)
+                    self._on_action(session, data.decode("utf-8", "replace"))
         finally:
             self._drop(session, "client")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -13,6 +15,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+
+from tests.conftest import _create_pg_database, _drop_pg_database
 
 HUB = [sys.executable, "-m", "hub"]
 
@@ -51,13 +55,11 @@ async def _wait_healthy(url: str, proc: subprocess.Popen[str], seconds: float = 
     async with aiohttp.ClientSession() as http:
         while time.monotonic() - started < seconds:
             assert proc.poll() is None, f"hub exited: {proc.stderr.read() if proc.stderr else ''}"
-            try:
+            with contextlib.suppress(aiohttp.ClientConnectionError):  # not listening yet
                 async with http.get(url + "/healthz") as resp:
                     if resp.status == 200:
                         return time.monotonic() - started
-            except aiohttp.ClientConnectionError:
-                pass
-            time.sleep(0.2)
+            await asyncio.sleep(0.2)
     raise AssertionError("no /healthz within 90 s")
 
 
@@ -94,8 +96,6 @@ async def test_run_then_token_then_client_found_by_both_number_forms(running_hub
 
 def test_initial_admin_password_is_kept_private(running_hub) -> None:
     url, env, proc = running_hub
-    import asyncio
-
     asyncio.run(_wait_healthy(url, proc))
     path = Path(env["HUB_DATA_DIR"]) / "initial-admin-password"
     assert path.stat().st_mode & 0o777 == 0o600
@@ -120,10 +120,6 @@ def test_user_create_and_csv_import_from_the_shell(tmp_path: Path) -> None:
 
 
 def test_postgresql_is_never_migrated_behind_the_admins_back(tmp_path: Path) -> None:
-    import asyncio
-
-    from tests.conftest import _create_pg_database, _drop_pg_database
-
     name, url = asyncio.run(_create_pg_database())
     try:
         env = _env(tmp_path / "var", HUB_DATABASE_URL=url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import re
 
 from charset_normalizer import from_bytes
@@ -66,10 +67,8 @@ def _decodings(data: bytes) -> list[tuple[str, str]]:
                 raise CsvError(
                     f"the file starts with a {encoding} byte-order mark but is not {encoding}: {exc.reason}"
                 ) from None
-    try:
+    with contextlib.suppress(UnicodeDecodeError):  # not UTF-8: look among the Cyrillic code pages
         return [(data.decode("utf-8"), "utf-8")]
-    except UnicodeDecodeError:
-        pass
     found: dict[str, str] = {}  # codec name -> text, in order of preference
     for match in from_bytes(data, cp_isolation=list(CYRILLIC_ENCODINGS)):
         try:
