@@ -196,14 +196,14 @@ def _panoramisk_pass(chunks: Sequence[bytes]) -> int:
 
 
 def _hub_parse_pass(chunks: Sequence[bytes]) -> int:
-    """What the connector does per event before the tracker: FrameReader, fields(), PbxEvent."""
+    """What the connector does per event before the tracker: FrameReader -> Frame.fields -> PbxEvent."""
     reader = FrameReader(64 * 1024)
     received_at = datetime.now(UTC)
     count = 0
     for chunk in chunks:
         for item in reader.feed(chunk):
             if isinstance(item, Frame):
-                PbxEvent(pbx=PBX, name=item.event, fields=item.fields(), received_at=received_at)
+                PbxEvent(pbx=PBX, name=item.event, fields=item.fields, received_at=received_at)
                 count += 1
     return count
 
@@ -222,7 +222,7 @@ def measure_reference_rates(traces: Sequence[str], repeats: int, rounds: int) ->
     received_at = datetime.now(UTC)
     one_pass = FrameReader(64 * 1024).feed(b"".join(wire_stream(traces, 1)[0]))
     events = [
-        PbxEvent(pbx=PBX, name=f.event, fields=f.fields(), received_at=received_at)
+        PbxEvent(pbx=PBX, name=f.event, fields=f.fields, received_at=received_at)
         for f in one_pass
         if isinstance(f, Frame)
     ]

@@ -168,7 +168,7 @@ class AmiConnector:
             reason=final.get("Reason"),
             channel=final.get("Channel"),
             uniqueid=final.get("Uniqueid"),
-            fields=final.fields(),
+            fields=final.fields,
         )
         log.info(
             "originate answered",
@@ -280,7 +280,7 @@ class AmiConnector:
                 return
 
     async def _deliver(self, received_at: datetime, frame: Frame) -> None:
-        event = PbxEvent(pbx=self.name, name=frame.event, fields=frame.fields(), received_at=received_at)
+        event = PbxEvent(pbx=self.name, name=frame.event, fields=frame.fields, received_at=received_at)
         try:
             await self._on_event(event)
         except Exception:

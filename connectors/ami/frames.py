@@ -5,14 +5,18 @@ keeps whatever lines of a frame happen to contain ``": "`` and silently drops th
 buffers without a bound while waiting for a blank line.  Here a frame is all or nothing: every
 line must be ``Key: value``, the frame must carry ``Event`` or ``Response``, it must fit in
 ``max_frame_bytes``; anything else is reported as ``Malformed`` (so it can be logged) and the
-stream resynchronises on the next blank line.  Good frames become panoramisk ``Message``
-objects so its action/response bookkeeping works unchanged.
+stream resynchronises on the next blank line.  Responses become panoramisk ``Message`` objects
+so its action/response bookkeeping works unchanged.
+
+Every event of every call crosses this module, so the common path is kept to a few C-level
+operations: what one read brought is decoded once and split on blank lines, a frame is checked
+by one regular-expression match, and its headers go straight into the one dict the domain gets.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from panoramisk.message import Message
 
@@ -21,10 +25,10 @@ _EOL = b"\r\n"
 _SEPARATOR = b"\r\n\r\n"
 # A header name: printable ASCII without spaces or colons ("ChanVariable(SIP/x)" included).
 _HEADER_NAME = re.compile(r"[!-9;-~]+")
-# A whole well-formed frame: "Key: value" lines ("Key:" when empty).  One C-level match per
-# frame keeps the check cheap at thousands of events per second.
+# A whole well-formed frame: "Key: value" lines ("Key:" when empty).
 _WELL_FORMED = re.compile(r"(?:[!-9;-~]+:(?: [^\r\n]*)?\r\n)*[!-9;-~]+:(?: [^\r\n]*)?")
 _PREVIEW_CHARS = 80
+_MAX_UTF8_BYTES_PER_CHAR = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,37 +55,31 @@ class Malformed:
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One well-formed frame: its headers in wire order, repeated names kept."""
+    """One well-formed frame: header name -> value, in wire order.
 
-    headers: tuple[tuple[str, str], ...]
-    # lower-cased name -> first value, for case-insensitive lookups
-    index: dict[str, str] = field(init=False, repr=False, compare=False)
+    A repeated header's values are joined with ``\\n``: AMI values never contain a line
+    break, so the join is unambiguous (it happens for ``ChanVariable`` when several channel
+    variables are configured).
+    """
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "index", {name.lower(): value for name, value in reversed(self.headers)})
+    fields: dict[str, str]
 
     def get(self, key: str, default: str = "") -> str:
-        """The first value of a header, matched case-insensitively (as Asterisk's clients do)."""
-        return self.index.get(key.lower(), default)
+        """A header's value; matched case-insensitively (as Asterisk's clients do) when
+        the frame does not use Asterisk's own spelling."""
+        value = self.fields.get(key)
+        if value is not None:
+            return value
+        folded = key.lower()
+        return next((v for name, v in self.fields.items() if name.lower() == folded), default)
 
     @property
     def action_id(self) -> str:
-        return self.index.get("actionid", "")
+        return self.get("ActionID")
 
     @property
     def event(self) -> str:
         return self.get("Event")
-
-    def fields(self) -> dict[str, str]:
-        """All headers as one mapping; a repeated header's values are joined with ``\\n``.
-
-        AMI values never contain a line break, so the join is unambiguous (it happens for
-        ``ChanVariable`` when several channel variables are configured).
-        """
-        result: dict[str, str] = {}
-        for name, value in self.headers:
-            result[name] = f"{result[name]}\n{value}" if name in result else value
-        return result
 
 
 class WireMessage(Message):
@@ -91,33 +89,39 @@ class WireMessage(Message):
     def __init__(self, frame: Frame) -> None:
         headers: dict[str, str | list[str]] = {}
         canonical: dict[str, str] = {}
-        for name, value in frame.headers:
+        for name, joined in frame.fields.items():
             key = canonical.setdefault(name.lower(), name)
-            if key not in headers:
-                headers[key] = value
-            else:
-                previous = headers[key]
-                headers[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+            for value in joined.split("\n"):
+                if key not in headers:
+                    headers[key] = value
+                else:
+                    previous = headers[key]
+                    headers[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
         super().__init__(headers)
         self.frame = frame
 
 
-def parse_frame(raw: bytes) -> Frame | Malformed | None:
-    """One frame's bytes (without the blank line) -> Frame, Malformed, or None if only blank lines."""
-    if b"\x00" in raw:
-        return _malformed("binary data (NUL byte)", raw)
-    text = raw.decode("utf-8", "replace").strip("\r\n")
+def parse_frame(text: str) -> Frame | Malformed | None:
+    """One frame's text (without the blank line) -> Frame, Malformed, or None if only blank lines."""
+    text = text.strip("\r\n")
     if not text:
         return None
+    if "\x00" in text:
+        return _malformed("binary data (NUL byte)", text)
     if not _WELL_FORMED.fullmatch(text):
-        return _malformed(_what_is_wrong(text), raw)
-    headers = []
-    for line in text.split("\r\n"):
-        name, sep, value = line.partition(": ")
-        headers.append((name, value) if sep else (line[:-1], ""))  # "Key:" with nothing after it
-    frame = Frame(tuple(headers))
+        return _malformed(_what_is_wrong(text), text)
+    lines = text.split("\r\n")
+    fields = dict(line.split(": ", 1) for line in lines) if ":\r\n" not in text and text[-1] != ":" else None
+    if fields is None or len(fields) != len(lines):  # an empty or a repeated header: the careful way
+        fields = {}
+        for line in lines:
+            name, sep, value = line.partition(": ")
+            if not sep:  # "Key:" with nothing after it
+                name, value = line[:-1], ""
+            fields[name] = f"{fields[name]}\n{value}" if name in fields else value
+    frame = Frame(fields)
     if not frame.get("Event") and not frame.get("Response"):
-        return _malformed("neither Event nor Response", raw)
+        return _malformed("neither Event nor Response", text)
     return frame
 
 
@@ -134,9 +138,9 @@ def _what_is_wrong(text: str) -> str:
     return "stray CR or LF inside a line"
 
 
-def _malformed(reason: str, raw: bytes | bytearray) -> Malformed:
-    preview = bytes(raw[:_PREVIEW_CHARS]).decode("utf-8", "backslashreplace")
-    return Malformed(reason, len(raw), preview)
+def _malformed(reason: str, text: str, size: int | None = None) -> Malformed:
+    preview = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:_PREVIEW_CHARS])
+    return Malformed(reason, len(text.encode()) if size is None else size, preview)
 
 
 class FrameReader:
@@ -159,31 +163,35 @@ class FrameReader:
         out: list[Banner | Frame | Malformed] = []
         if not self._banner_seen and not self._read_banner(out):
             return out
-        start = 0
-        while True:
-            end = self._buffer.find(_SEPARATOR, max(start, self._scanned - len(_SEPARATOR) + 1))
-            if end < 0:
-                break
-            self._scanned = 0
-            if self._discarding:
+        end = self._buffer.rfind(_SEPARATOR, max(0, self._scanned - len(_SEPARATOR) + 1))
+        if end >= 0:
+            # Every frame this read completed, decoded at once ("replace" never eats the ASCII
+            # separator, so splitting the text splits exactly where the bytes would).
+            pieces = self._buffer[:end].decode("utf-8", "replace").split("\r\n\r\n")
+            del self._buffer[: end + len(_SEPARATOR)]
+            if self._discarding:  # the first piece is the rest of a frame already reported
+                del pieces[0]
                 self._discarding = False
-            elif end - start > self.max_frame_bytes:
-                out.append(_malformed(f"frame over {self.max_frame_bytes} bytes", self._buffer[start:end]))
-            else:
-                parsed = parse_frame(bytes(self._buffer[start:end]))
-                if parsed is not None:
+            for piece in pieces:
+                if self._too_big(piece):
+                    out.append(_malformed(f"frame over {self.max_frame_bytes} bytes", piece))
+                elif (parsed := parse_frame(piece)) is not None:
                     out.append(parsed)
-            start = end + len(_SEPARATOR)
-        del self._buffer[:start]
         self._scanned = len(self._buffer)
         if len(self._buffer) > self.max_frame_bytes:
             if not self._discarding:
-                out.append(_malformed(f"frame over {self.max_frame_bytes} bytes", self._buffer))
+                head = self._buffer[: _PREVIEW_CHARS * _MAX_UTF8_BYTES_PER_CHAR].decode("utf-8", "replace")
+                out.append(_malformed(f"frame over {self.max_frame_bytes} bytes", head, len(self._buffer)))
                 self._discarding = True
             keep = len(_SEPARATOR) - 1  # a separator may straddle this chunk and the next
             del self._buffer[:-keep]
             self._scanned = len(self._buffer)
         return out
+
+    def _too_big(self, piece: str) -> bool:
+        if len(piece) * _MAX_UTF8_BYTES_PER_CHAR <= self.max_frame_bytes:
+            return False  # the common case, decided without encoding
+        return len(piece.encode()) > self.max_frame_bytes
 
     def _read_banner(self, out: list[Banner | Frame | Malformed]) -> bool:
         end = self._buffer.find(_EOL)

@@ -75,7 +75,7 @@ class AmiProtocol(AMIProtocol):
         received_at = datetime.now(UTC)
         for item in self._reader.feed(data):
             if isinstance(item, Frame):
-                if item.event and not item.action_id and "commandid" not in item.index:
+                if item.event and not item.action_id and not item.get("CommandID"):
                     # An event that answers no action (nearly all of them): queue it without
                     # panoramisk's per-message bookkeeping, which only matches ActionIDs.
                     self._queue_event(received_at, item)
