@@ -59,6 +59,15 @@ class Lookup:
     def is_ambiguous(self) -> bool:
         return len(self.client_ids) > 1
 
+    @property
+    def owner(self) -> tuple[int, int | None] | None:
+        """(client id, contact id) when the match names one client (and one contact, if any)."""
+        client_ids = self.client_ids
+        if len(client_ids) != 1:
+            return None
+        contacts = {c.contact_id for c in self.candidates}
+        return client_ids[0], contacts.pop() if len(contacts) == 1 else None
+
 
 @dataclass(frozen=True, slots=True)
 class ClientQuery:

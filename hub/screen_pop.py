@@ -12,19 +12,15 @@ import asyncio
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from crm_core.clients import ClientBook, Lookup, MatchRules
-from crm_core.models import Call, Client, ClientTag, User
+from crm_core.card_summaries import CardSummary
+from crm_core.clients import Lookup
 from crm_core.telephony.events import CallKey
 
 log = logging.getLogger("hub.screen_pop")
-RECENT_CALLS = 5
 
 
 class PopSocket(Protocol):
@@ -98,31 +94,41 @@ class PopHub:
                 log.info("pop not delivered", extra={"fields": {"error": type(result).__name__}})
 
 
-async def pop_message(
-    session: AsyncSession,
-    rules: MatchRules,
-    key: CallKey,
-    caller: str | None,
-    caller_name: str | None,
-    *,
-    queue: str | None,
-    did: str | None,
-    moment: str,
-) -> dict[str, Any]:
-    """What the operator sees: the matched card, every candidate, or "unknown number"."""
-    lookup = await ClientBook(session, rules).find_by_phone(caller) if caller else Lookup("none")
+@dataclass(frozen=True, slots=True)
+class PopRequest:
+    """A phone rang (or was answered, for pop-on-answer queues): show it the caller's card."""
+
+    key: CallKey
+    extension: str
+    caller: str | None
+    caller_name: str | None
+    queue: str | None
+    did: str | None
+    moment: str  # "ring" or "answer"
+
+
+def pop_message(request: PopRequest, lookup: Lookup | None, cards: Mapping[int, CardSummary]) -> dict[str, Any]:
+    """What the operator sees: the matched card, every candidate, or "unknown number".
+
+    ``lookup`` is None when the card could not be looked up (the database failed): the
+    caller's number is still shown, without pretending the number is unknown.
+    """
     message: dict[str, Any] = {
         "type": "pop",
-        "call_id": str(key),
-        "caller": caller,
-        "caller_name": caller_name,
-        "queue": queue,
-        "did": did,
-        "moment": moment,
-        "match": lookup.match,
+        "call_id": str(request.key),
+        "caller": request.caller,
+        "caller_name": request.caller_name,
+        "queue": request.queue,
+        "did": request.did,
+        "moment": request.moment,
+        "match": lookup.match if lookup is not None else "unavailable",
     }
-    if len(lookup.client_ids) == 1:
-        message["client"] = await _card_summary(session, lookup)
+    if lookup is None:
+        return message
+    owner = lookup.owner
+    if owner is not None and owner[0] in cards:
+        contacts = [c.contact_name for c in lookup.candidates if c.contact_name]
+        message["client"] = _card(cards[owner[0]], contacts[0] if contacts else None)
     elif lookup.client_ids:
         message["candidates"] = [
             {"client_id": c.client_id, "client_name": c.client_name, "contact_name": c.contact_name}
@@ -130,46 +136,19 @@ async def pop_message(
         ]
     else:
         message["unknown"] = True
-        message["quick_create"] = {"phones": [{"number": caller}] if caller else []}
+        message["quick_create"] = {"phones": [{"number": request.caller}] if request.caller else []}
     return message
 
 
-_CARD = (
-    select(
-        Client.id,
-        Client.name,
-        Client.full_name,
-        Client.inn,
-        User.full_name.label("owner_name"),
-        User.username.label("owner_login"),
-    )
-    .outerjoin(User, User.id == Client.owner_id)
-    .where(Client.id == bindparam("client_id"))
-)
-_TAGS = select(ClientTag.tag).where(ClientTag.client_id == bindparam("client_id")).order_by(ClientTag.tag)
-_RECENT_CALLS = (
-    select(Call.id, Call.direction, Call.status, Call.started_at, Call.talk_seconds, Call.final_operator)
-    .where(Call.client_id == bindparam("client_id"))
-    .order_by(Call.started_at.desc(), Call.id.desc())
-    .limit(RECENT_CALLS)
-)
-
-
-async def _card_summary(session: AsyncSession, lookup: Lookup) -> dict[str, Any]:
-    """Three prebuilt queries: the pop is on the path of every ringing phone."""
-    ids = {"client_id": lookup.client_ids[0]}
-    card = (await session.execute(_CARD, ids)).one()
-    tags = (await session.scalars(_TAGS, ids)).all()
-    calls = (await session.execute(_RECENT_CALLS, ids)).all()
-    contacts = [c.contact_name for c in lookup.candidates if c.contact_name]
+def _card(card: CardSummary, contact: str | None) -> dict[str, Any]:
     return {
         "id": card.id,
         "name": card.name,
         "company": card.full_name or card.name,
-        "contact": contacts[0] if contacts else None,
+        "contact": contact,
         "inn": card.inn,
-        "tags": list(tags),
-        "owner": card.owner_name or card.owner_login,
+        "tags": card.tags,
+        "owner": card.owner,
         "last_calls": [
             {
                 "id": c.id,
@@ -179,7 +158,7 @@ async def _card_summary(session: AsyncSession, lookup: Lookup) -> dict[str, Any]
                 "talk_seconds": c.talk_seconds,
                 "final_operator": c.final_operator,
             }
-            for c in calls
+            for c in card.recent_calls
         ],
         "url": f"/api/clients/{card.id}",
     }

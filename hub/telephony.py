@@ -13,14 +13,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import phonenumbers
 
 from connectors.ami import AmiConnector, OriginateResult
 from connectors.ami import PbxSettings as AmiSettings
 from crm_core.models import User
-from crm_core.telephony.call_log import CallLog
+from crm_core.telephony.call_log import CallLog, Owner, outside_number
 from crm_core.telephony.events import (
     Answered,
     CallFinished,
@@ -34,7 +34,8 @@ from crm_core.telephony.events import (
 from crm_core.telephony.tracker import CallTracker
 from hub.config import PbxSettings
 from hub.context import HubContext
-from hub.screen_pop import PopHub, pop_message
+from hub.pop_dispatch import PopDispatcher, Withdrawal
+from hub.screen_pop import PopHub, PopRequest
 
 log = logging.getLogger("hub.telephony")
 LOG_BATCH = 200  # calls written in one transaction when a backlog has built up
@@ -70,6 +71,7 @@ class Telephony:
     def __init__(self, context: HubContext, pops: PopHub, connector_factory: ConnectorFactory = AmiConnector) -> None:
         self.context = context
         self.pops = pops
+        self.popper = PopDispatcher(context, pops)
         self._trackers = {p.name: CallTracker(region=p.region) for p in context.settings.pbx}
         self._pbx: dict[str, PbxSettings] = {p.name: p for p in context.settings.pbx}
         self._connectors: dict[str, Connector] = {
@@ -80,11 +82,12 @@ class Telephony:
         self._finished: asyncio.Queue[CallFinished] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         # Click-to-call placed for a chosen client: the call is filed under that client.
-        self._originated_for: dict[str, tuple[int | None, int | None]] = {}
+        self._originated_for: dict[str, Owner] = {}
         self.events_seen = 0
         self.calls_logged: dict[str, int] = {}
 
     async def start(self) -> None:
+        self.popper.start()
         self._writer = asyncio.create_task(self._write_log(), name="call-log-writer")
         for name, connector in self._connectors.items():
             self._tasks.append(asyncio.create_task(connector.run(), name=f"ami:{name}"))
@@ -101,6 +104,7 @@ class Telephony:
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
             self._writer = None
+        await self.popper.stop()
 
     async def _write_log(self) -> None:
         """Calls are written by this one task, in the order they finished, off the event path,
@@ -137,57 +141,40 @@ class Telephony:
         await self.dispatch(self._trackers[pbx].resync(pbx, channels, at))
 
     async def dispatch(self, outputs: list[TrackerOutput]) -> None:
-        for output in outputs:
-            try:
-                await self._dispatch_one(output)
-            except Exception:  # one bad call must not stop the PBX's stream
-                log.exception("dispatch failed", extra={"fields": {"output": type(output).__name__}})
-
-    async def _dispatch_one(self, output: TrackerOutput) -> None:
+        """Never waits on the database: pops go to their dispatcher, finished calls to the writer."""
         screen_pop = self.context.settings.screen_pop
-        match output:
-            case Ringing() if screen_pop.moment_for(output.queue) == "ring":
-                await self._pop(
-                    output.key, output.extension, output.caller, output.caller_name, output.queue, output.did, "ring"
-                )
-            case Answered() if screen_pop.moment_for(output.queue) == "answer":
-                await self._pop(output.key, output.extension, output.caller, None, output.queue, None, "answer")
-            case RingingStopped() if output.reason != "answered":
-                await self.pops.withdraw(output.key, [output.extension], output.reason, output.by)
-            case CallFinished():
-                await self.pops.withdraw_all(output.record.key, "ended")
-                if self._writer is None:  # not started: no writer task, write here
-                    await self._log([output])
-                else:
+        for output in outputs:
+            match output:
+                case Ringing() if screen_pop.moment_for(output.queue) == "ring":
+                    self.popper.submit(
+                        PopRequest(
+                            output.key,
+                            output.extension,
+                            output.caller,
+                            output.caller_name,
+                            output.queue,
+                            output.did,
+                            "ring",
+                        )
+                    )
+                case Answered() if screen_pop.moment_for(output.queue) == "answer":
+                    self.popper.submit(
+                        PopRequest(output.key, output.extension, output.caller, None, output.queue, None, "answer")
+                    )
+                case RingingStopped() if output.reason != "answered":
+                    self.popper.submit(Withdrawal(output.key, (output.extension,), output.reason, output.by))
+                case CallFinished():
+                    self.popper.submit(Withdrawal(output.record.key, None, "ended"))
                     self._finished.put_nowait(output)
 
-    async def _pop(
-        self,
-        key: Any,
-        extension: str,
-        caller: str | None,
-        caller_name: str | None,
-        queue: str | None,
-        did: str | None,
-        moment: str,
-    ) -> None:
-        """A ringall queue rings many phones for one call: the card is looked up once."""
-        message = self.pops.message_for(key)
-        if message is None:
-            async with self.context.reading() as session:
-                message = await pop_message(
-                    session, self.context.rules, key, caller, caller_name, queue=queue, did=did, moment=moment
-                )
-        await self.pops.pop(key, extension, {**message, "extension": extension, "moment": moment})
-
     async def _log(self, batch: list[CallFinished]) -> None:
+        records = [f.record for f in batch]
         async with self.context.transaction() as session:
-            calls = CallLog(session, self.context.rules)
-            written = [(f.record, await calls.record(f.record, client_hint=self._hint(f.record))) for f in batch]
-        for record, call in written:
+            ids = await CallLog(session, self.context.rules).record_many([(r, self._owner(r)) for r in records])
+        for record, call_id in zip(records, ids, strict=True):
             if record.originate_id:
                 self._originated_for.pop(record.originate_id, None)
-            if call is None:
+            if call_id is None:
                 continue
             self.calls_logged[record.status] = self.calls_logged.get(record.status, 0) + 1
             log.info(
@@ -197,14 +184,18 @@ class Telephony:
                         "linkedid": record.key.linkedid,
                         "pbx": record.key.pbx,
                         "status": record.status,
-                        "call_id": call.id,
+                        "call_id": call_id,
                     }
                 },
             )
 
-    def _hint(self, record: CallRecord) -> tuple[int | None, int | None] | None:
-        """The card a click-to-call was placed from, if this call is one."""
-        return self._originated_for.get(record.originate_id) if record.originate_id else None
+    def _owner(self, record: CallRecord) -> Owner | None:
+        """The card a call belongs to when already known: the one a click-to-call was placed
+        from, or the one its pop found for the same number."""
+        if record.originate_id and record.originate_id in self._originated_for:
+            return self._originated_for[record.originate_id]
+        number = outside_number(record)
+        return self.popper.match_for(record.key, number) if number else None
 
     # -- to the PBX ------------------------------------------------------------------
 

@@ -112,3 +112,39 @@ async def test_period_filter_uses_the_start_time(session: AsyncSession) -> None:
     await log.record(_record("5.1", started_at=T0 + timedelta(days=1)))
     page = await log.search(CallQuery(since=T0 + timedelta(hours=1)))
     assert [c.linkedid for c in page.items] == ["5.1"]
+
+
+async def test_a_batch_is_stored_whole_with_repeats_and_earlier_calls_skipped(session: AsyncSession) -> None:
+    """The writer hands a backlog over at once: each call once, rings kept, callbacks closed."""
+    log = CallLog(session)
+    earlier = await log.record(_record("6.0", status="missed"))
+    assert earlier is not None
+    answered_later = _record("6.2", started_at=T0 + timedelta(minutes=1), answered_at=T0 + timedelta(minutes=1))
+    ids = await log.record_many(
+        [
+            (_record("6.0", status="missed"), None),  # logged before (by this node or another)
+            (_record("6.1", caller="+79160000000", status="missed"), None),
+            (answered_later, None),
+            (answered_later, None),  # the same call twice in one batch
+        ]
+    )
+    assert ids[0] is None and ids[1] is not None and ids[2] is not None and ids[3] is None
+    await session.commit()
+    page = await log.search(CallQuery())
+    assert sorted(c.linkedid for c in page.items) == ["6.0", "6.1", "6.2"]
+    assert all(call_to_dict(c)["rang"] == ["101", "102"] for c in page.items)
+    await session.refresh(earlier)
+    assert earlier.called_back_by == ids[2] and earlier.called_back_at == answered_later.answered_at
+    assert [c.linkedid for c in (await log.search(CallQuery(open_missed=True))).items] == ["6.1"]
+
+
+async def test_a_known_card_is_used_without_looking_the_number_up(session: AsyncSession) -> None:
+    book = ClientBook(session)
+    number_holder = await book.create(ClientIn(name="Ромашка", phones=[{"number": "+7 495 123-45-67"}]), SYSTEM)
+    chosen = await book.create(ClientIn(name="Лютик"), SYSTEM)
+    [by_hint, by_number] = await CallLog(session).record_many(
+        [(_record("7.0"), (chosen.id, None)), (_record("7.1"), None)]
+    )
+    assert by_hint is not None and by_number is not None
+    assert (await CallLog(session).get(by_hint)).client_id == chosen.id
+    assert (await CallLog(session).get(by_number)).client_id == number_holder.id

@@ -16,7 +16,7 @@ by one regular-expression match, and its headers go straight into the one dict t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from panoramisk.message import Message
 
@@ -63,6 +63,8 @@ class Frame:
     """
 
     fields: dict[str, str]
+    # lower-cased name -> first value; built on the first lookup the exact spelling misses
+    _folded: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def get(self, key: str, default: str = "") -> str:
         """A header's value; matched case-insensitively (as Asterisk's clients do) when
@@ -70,8 +72,11 @@ class Frame:
         value = self.fields.get(key)
         if value is not None:
             return value
-        folded = key.lower()
-        return next((v for name, v in self.fields.items() if name.lower() == folded), default)
+        folded = self._folded
+        if folded is None:
+            folded = {name.lower(): v for name, v in reversed(self.fields.items())}
+            object.__setattr__(self, "_folded", folded)
+        return folded.get(key.lower(), default)
 
     @property
     def action_id(self) -> str:

@@ -7,21 +7,24 @@ closes an earlier missed call from the same number ("called back").
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, bindparam, exists, insert, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit
 from crm_core.audit import Actor
 from crm_core.clients import ClientBook, MatchRules
 from crm_core.errors import NotFound
-from crm_core.models import Call, CallRing
+from crm_core.models import Call, CallRing, utcnow
 from crm_core.paging import Page, fetch_page
-from crm_core.telephony.events import CallRecord
+from crm_core.telephony.events import CallKey, CallRecord
+
+Owner = tuple[int | None, int | None]  # (client id, contact id) a call is filed under
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,78 +50,117 @@ def outside_number(record: CallRecord) -> str | None:
     return None
 
 
+def _row(record: CallRecord, number: str | None, owner: Owner | None) -> dict[str, Any]:
+    client_id, contact_id = owner or (None, None)
+    return {
+        "pbx": record.key.pbx,
+        "linkedid": record.key.linkedid,
+        "direction": record.direction,
+        "caller": record.caller,
+        "caller_name": record.caller_name,
+        "did": record.did,
+        "queue": record.queue,
+        "status": record.status,
+        "reason": record.reason,
+        "answered_by": record.answered_by,
+        "transferred_to": record.transferred_to,
+        "final_operator": record.final_operator,
+        "operator": record.operator,
+        "callee": record.callee,
+        "originate_id": record.originate_id,
+        "number": number,
+        "talk_seconds": record.talk_seconds,
+        "started_at": record.started_at,
+        "answered_at": record.answered_at,
+        "ended_at": record.ended_at,
+        "hangup_cause": record.hangup_cause,
+        "recording_file": record.recording_file,
+        "client_id": client_id,
+        "contact_id": contact_id,
+        "logged_at": utcnow(),
+    }
+
+
+def _insert_new(session: AsyncSession) -> Any:
+    """INSERT that skips a call already logged: another node may have written it a moment ago."""
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(Call).on_conflict_do_nothing(index_elements=[Call.pbx, Call.linkedid])
+
+
+# An answered call closes its number's earlier open missed calls ("called back").
+_CLOSE_MISSED = (
+    update(Call)
+    .where(
+        Call.number == bindparam("call_number"),
+        Call.status == "missed",
+        Call.called_back_at.is_(None),
+        or_(Call.started_at.is_(None), Call.started_at <= bindparam("at")),
+    )
+    .values(called_back_at=bindparam("at"), called_back_by=bindparam("call_id"))
+)
+
+
 class CallLog:
     def __init__(self, session: AsyncSession, rules: MatchRules | None = None) -> None:
         self.session = session
         self.rules = rules or MatchRules()
 
-    async def record(self, record: CallRecord, client_hint: tuple[int | None, int | None] | None = None) -> Call | None:
-        """Store a finished call; None when this (PBX, Linkedid) is already logged.
+    async def record(self, record: CallRecord, client_hint: Owner | None = None) -> Call | None:
+        """Store one finished call; None when this (PBX, Linkedid) is already logged."""
+        [call_id] = await self.record_many([(record, client_hint)])
+        return await self.get(call_id) if call_id is not None else None
 
-        ``client_hint`` (client id, contact id) files a click-to-call under the card it was
-        placed from; otherwise the outside number decides, when it names one client only.
+    async def record_many(self, entries: Sequence[tuple[CallRecord, Owner | None]]) -> list[int | None]:
+        """Store finished calls, in a few statements however many there are; returns each new
+        call's id, or None for a call already logged (here, by another node, or earlier in ``entries``).
+
+        The hint given with a record, (client id, contact id), files the call under a card
+        already known for it (the one a click-to-call was placed from, or the one its pop
+        found); otherwise the outside number decides, when it names one client only.
         """
-        key = record.key
-        if await self.session.scalar(select(Call.id).where(Call.pbx == key.pbx, Call.linkedid == key.linkedid)):
-            return None
-        number = outside_number(record)
-        client_id, contact_id = client_hint or (None, None)
-        if number and client_id is None:
-            lookup = await ClientBook(self.session, self.rules).find_by_phone(number)
-            if len(lookup.client_ids) == 1:
-                client_id = lookup.client_ids[0]
-                contacts = {c.contact_id for c in lookup.candidates}
-                contact_id = contacts.pop() if len(contacts) == 1 else None
-        call = Call(
-            pbx=key.pbx,
-            linkedid=key.linkedid,
-            direction=record.direction,
-            caller=record.caller,
-            caller_name=record.caller_name,
-            did=record.did,
-            queue=record.queue,
-            status=record.status,
-            reason=record.reason,
-            answered_by=record.answered_by,
-            transferred_to=record.transferred_to,
-            final_operator=record.final_operator,
-            operator=record.operator,
-            callee=record.callee,
-            originate_id=record.originate_id,
-            number=number,
-            talk_seconds=record.talk_seconds,
-            started_at=record.started_at,
-            answered_at=record.answered_at,
-            ended_at=record.ended_at,
-            hangup_cause=record.hangup_cause,
-            recording_file=record.recording_file,
-            client_id=client_id,
-            contact_id=contact_id,
-            rings=[CallRing(extension=ext, seq=i) for i, ext in enumerate(dict.fromkeys(record.rang))],
+        first: dict[CallKey, tuple[CallRecord, Owner | None]] = {}
+        for record, hint in entries:
+            first.setdefault(record.key, (record, hint))
+        if not first:
+            return []
+        owners: dict[str, Owner | None] = {}
+        rows = []
+        for record, hint in first.values():
+            number = outside_number(record)
+            if hint is None and number:
+                if number not in owners:
+                    owners[number] = (await ClientBook(self.session, self.rules).find_by_phone(number)).owner
+                hint = owners[number]
+            rows.append(_row(record, number, hint))
+        inserted = await self.session.execute(
+            _insert_new(self.session).returning(Call.id, Call.pbx, Call.linkedid), rows
         )
-        try:
-            async with self.session.begin_nested():
-                self.session.add(call)
-        except IntegrityError:  # another node logged the same call a moment ago
-            return None
-        if call.status == "answered" and number:
-            await self._close_missed(call, number)
-        return call
-
-    async def _close_missed(self, call: Call, number: str) -> None:
-        """An answered call with a number closes that number's earlier open missed calls."""
-        at = call.answered_at or call.started_at or call.logged_at
-        await self.session.execute(
-            update(Call)
-            .where(
-                Call.number == number,
-                Call.status == "missed",
-                Call.called_back_at.is_(None),
-                Call.id != call.id,
-                or_(Call.started_at.is_(None), Call.started_at <= at),
-            )
-            .values(called_back_at=at, called_back_by=call.id)
-        )
+        ids = {CallKey(pbx, linkedid): call_id for call_id, pbx, linkedid in inserted}
+        connection = await self.session.connection()
+        rings = [
+            {"call_id": ids[key], "extension": extension, "seq": seq}
+            for key, (record, _) in first.items()
+            if key in ids
+            for seq, extension in enumerate(dict.fromkeys(record.rang))
+        ]
+        if rings:
+            await connection.execute(insert(CallRing), rings)
+        callbacks = [
+            {
+                "call_number": row["number"],
+                "at": row["answered_at"] or row["started_at"] or row["logged_at"],
+                "call_id": ids[key],
+            }
+            for key, row in zip(first, rows, strict=True)
+            if key in ids and row["status"] == "answered" and row["number"]
+        ]
+        if callbacks:
+            await connection.execute(_CLOSE_MISSED, callbacks)
+        result: list[int | None] = []
+        for record, _ in entries:  # a repeat within the batch is "already logged", like any other
+            result.append(ids.pop(record.key, None))
+        return result
 
     async def get(self, call_id: int) -> Call:
         call = await self.session.get(Call, call_id)
