@@ -8,10 +8,13 @@ silently the first.
 
 from __future__ import annotations
 
+import functools
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, bindparam, case, or_, select, true
+from sqlalchemy import CompoundSelect, Row, Select, and_, bindparam, case, literal_column, or_, select, true, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit, emails, phones
@@ -22,6 +25,7 @@ from crm_core.models import Client, ClientTag, Contact, Email, Phone, User, utcn
 from crm_core.paging import Page, fetch_page
 
 MAX_CANDIDATES = 50
+PHONES_PER_STATEMENT = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +125,35 @@ _EMAILS_LOWERED = _holders_of(Email, Email.address_lower == bindparam("address")
 _EMAILS_FOLDED = _holders_of(Email, Email.address_folded == bindparam("address"), true(), Email.address)
 
 
+@functools.cache
+def _phones_by_suffixes(count: int) -> CompoundSelect[Any]:
+    """``count`` suffix ranges (``lo<i>``, ``hi<i>``) in one statement; ``q`` says which range a row is from."""
+    ranges = [
+        _holders_of(
+            Phone,
+            and_(Phone.digits_rev >= bindparam(f"lo{i}"), Phone.digits_rev < bindparam(f"hi{i}")),
+            true(),
+            Phone.e164,
+            Phone.raw,
+            Phone.id.label("phone_id"),
+            literal_column(str(i)).label("q"),
+        ).subquery()
+        for i in range(count)
+    ]
+    return union_all(*(select(r) for r in ranges))
+
+
+def _phone_matched(row: Row[Any]) -> str:
+    return str(row.e164 or row.raw)
+
+
+def _suffix_lookup(key: phones.NormalisedPhone, rows: Sequence[Row[Any]]) -> Lookup:
+    """Holders of the number's last digits: the exact E.164 ones if any, else all of them."""
+    exact = [r for r in rows if key.e164 and r.e164 == key.e164]
+    chosen, how = (exact, "exact") if exact else (rows, "suffix" if rows else "none")
+    return Lookup(how, _candidates(chosen, _phone_matched))
+
+
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -159,13 +192,42 @@ class ClientBook:
         if len(key.digits) >= n:  # short numbers (extensions, service codes) only match in full
             prefix = phones.suffix_of(key.digits, n)
             rows = await self._holders(_PHONES_BY_SUFFIX, lo=prefix, hi=prefix + ":", e164=key.e164)
-        else:
-            rows = await self._holders(_PHONES_BY_DIGITS, digits=key.digits_reversed, e164=key.e164)
-            if rows:  # a short number matched in full is an exact match
-                return Lookup("exact", _candidates(rows, lambda r: r.e164 or r.raw))
-        exact = [r for r in rows if key.e164 and r.e164 == key.e164]
-        chosen, how = (exact, "exact") if exact else (rows, "suffix" if rows else "none")
-        return Lookup(how, _candidates(chosen, lambda r: r.e164 or r.raw))
+            return _suffix_lookup(key, rows)
+        rows = await self._holders(_PHONES_BY_DIGITS, digits=key.digits_reversed, e164=key.e164)
+        if rows:  # a short number matched in full is an exact match
+            return Lookup("exact", _candidates(rows, _phone_matched))
+        return Lookup("none")
+
+    async def find_by_phones(self, numbers: Iterable[str]) -> dict[str, Lookup]:
+        """``find_by_phone`` for many numbers at once (a backlog of calls, the pops waiting in a
+        queue): full-length numbers take one statement per ``PHONES_PER_STATEMENT``."""
+        n = self.rules.suffix_digits
+        result: dict[str, Lookup] = {}
+        wanted: dict[str, phones.NormalisedPhone] = {}
+        for number in dict.fromkeys(numbers):
+            key = phones.normalise(number, self.rules.region)
+            if len(key.digits) >= n:
+                wanted[number] = key
+            else:
+                result[number] = await self.find_by_phone(number)
+        prefixes = list(dict.fromkeys(phones.suffix_of(key.digits, n) for key in wanted.values()))
+        holders: defaultdict[str, list[Row[Any]]] = defaultdict(list)
+        for start in range(0, len(prefixes), PHONES_PER_STATEMENT):
+            chunk = prefixes[start : start + PHONES_PER_STATEMENT]
+            size = 1 << (len(chunk) - 1).bit_length()  # padded, so few statement shapes get compiled
+            values = {f"lo{i}": "" for i in range(size)} | {f"hi{i}": "" for i in range(size)}
+            for i, prefix in enumerate(chunk):
+                values[f"lo{i}"], values[f"hi{i}"] = prefix, prefix + ":"
+            for row in await self.session.execute(_phones_by_suffixes(size), values):
+                holders[chunk[row.q]].append(row)
+        for number, key in wanted.items():
+            rows = holders[phones.suffix_of(key.digits, n)]
+            if len(rows) >= MAX_CANDIDATES:  # cut short: only the one-number query knows which to keep
+                result[number] = await self.find_by_phone(number)
+            else:
+                rows.sort(key=lambda r: (r.e164 != key.e164, r.client_id, r.phone_id))
+                result[number] = _suffix_lookup(key, rows)
+        return result
 
     async def find_by_email(self, address: str, fold_plus: bool | None = None) -> Lookup:
         """Case-insensitive; with plus-folding ``ivan+shop@x.ru`` also finds ``ivan@x.ru``."""

@@ -3,8 +3,8 @@
 A ringing phone must show its card at once, yet a busy PBX's event stream must not wait on
 the database at every ring.  Pop requests and withdrawals go into one queue that one task
 applies in order, so a pop never arrives after its own withdrawal; the cards of all the pops
-waiting in the queue are read in one read-only unit of work (one lookup per caller's number,
-three statements for all the cards), so under load a batch costs about what one pop costs.
+waiting in the queue are read in one read-only unit of work (one statement for the callers'
+numbers, three for all the cards), so under load a batch costs about what one pop costs.
 """
 
 from __future__ import annotations
@@ -103,13 +103,11 @@ class PopDispatcher:
                 await self.pops.withdraw(op.key, op.extensions, op.reason, op.by)
 
     async def _look_up(self, requests: Sequence[PopRequest]) -> dict[CallKey, dict[str, Any]]:
-        numbers = {r.caller for r in requests if r.caller}
-        lookups: dict[str, Lookup] = {}
         try:
             async with self.context.reading() as session:
-                book = ClientBook(session, self.context.rules)
-                for number in numbers:
-                    lookups[number] = await book.find_by_phone(number)
+                lookups = await ClientBook(session, self.context.rules).find_by_phones(
+                    r.caller for r in requests if r.caller
+                )
                 owners = {owner[0] for lookup in lookups.values() if (owner := lookup.owner) is not None}
                 cards = await card_summaries(session, owners)
         except Exception:  # the operator still sees who is calling

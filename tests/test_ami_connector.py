@@ -230,6 +230,25 @@ async def test_dead_peer_is_detected_within_ping_interval_plus_timeout_and_recon
         assert len(fake.logged_in_sessions) == 1 and connector.connects == 2
 
 
+async def test_a_peer_streaming_events_is_alive_even_while_its_pong_is_late(fake: FakeAmi) -> None:
+    """A burst delays the Pong behind the events before it: the connection must not be dropped
+    (that would lose the burst); once the peer is silent as well, it is dead."""
+    hub = Hub()
+    connector = AmiConnector(settings_for(fake), hub.on_event, hub.on_resync)
+    async with running(connector):
+        await eventually(lambda: connector.connected and hub.resyncs)
+        fake.pause_pongs()
+        first = fake.sessions[0]
+        loop = asyncio.get_running_loop()
+        talking_until = loop.time() + 2 * (PING_INTERVAL + PING_TIMEOUT)
+        while loop.time() < talking_until:
+            fake.inject(b"Event: PeerStatus\r\nPeer: PJSIP/101\r\nPeerStatus: Reachable\r\n\r\n")
+            await asyncio.sleep(0.05)
+        assert first.open and connector.connects == 1
+        await eventually(lambda: not first.open, timeout=PING_INTERVAL + PING_TIMEOUT + 1)
+        assert first.closed_by == "client"
+
+
 async def test_after_a_cut_the_connector_resyncs_live_channels_before_later_events(fake: FakeAmi) -> None:
     # Speed 5 here: the trace's 4.5 s of talk become 0.9 s, room for the outage and the backoff.
     # Timeline (s): ringing 0-0.6 | answer at 0.6 (lost in the outage) | talk 0.7-1.6 | hang-up 1.6.

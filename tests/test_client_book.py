@@ -440,3 +440,31 @@ async def test_unreadable_phone_of_twenty_digits_is_kept_as_typed_and_found_by_i
     card = client_to_dict(await book.get(client.id))
     assert (card["phones"][0]["number"], card["phones"][0]["e164"]) == (typed, None)
     assert (await book.find_by_phone("+7 891 612 34 56")).client_ids == [client.id]
+
+
+async def test_many_numbers_at_once_find_what_one_at_a_time_finds(session: AsyncSession) -> None:
+    """The batched lookup (a backlog of calls) answers exactly as the one-number lookup does."""
+    book = ClientBook(session)
+    await book.create(ClientIn(name="Ромашка", phones=[{"number": "+7 495 123-45-67"}]), SYSTEM)
+    await book.create(ClientIn(name="Лютик", phones=[{"number": "8 495 123-45-67"}, {"number": "101"}]), SYSTEM)
+    await book.create(
+        ClientIn(name="Kazakh", contacts=[{"first_name": "Айгуль", "phones": [{"number": "+7 727 555-12-34"}]}]), SYSTEM
+    )
+    await book.create(ClientIn(name="Suffix only", phones=[{"number": "+1 (495) 123-45-67"}]), SYSTEM)
+    for i in range(70):  # more numbers than one statement carries
+        await book.create(ClientIn(name=f"Клиент {i}", phones=[{"number": f"+7916000{i:04d}"}]), SYSTEM)
+    numbers = [
+        "+74951234567",
+        "4951234567",
+        "+14951234567",
+        "+77275551234",
+        "101",
+        "555",
+        "+79990000000",
+        "not a number",
+        *(f"8 916 000-{i // 100:02d}-{i % 100:02d}" for i in range(75)),
+    ]
+    one_at_a_time = {n: await book.find_by_phone(n) for n in numbers}
+    assert await book.find_by_phones(numbers + numbers[:3]) == one_at_a_time
+    assert one_at_a_time["+74951234567"].match == "exact" and len(one_at_a_time["+74951234567"].client_ids) == 2
+    assert one_at_a_time["+79990000000"].match == "none" and one_at_a_time["101"].match == "exact"

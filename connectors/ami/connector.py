@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -262,17 +263,22 @@ class AmiConnector:
             await self._deliver(at, message.frame)
 
     async def _keepalive(self, protocol: AmiProtocol) -> None:
-        """Ping every ``ping_interval``; no answer within ``ping_timeout`` means the peer is dead."""
+        """Ping every ``ping_interval``; no answer within ``ping_timeout`` means the peer is dead,
+        unless it sent something meanwhile: then the Pong is queued behind events not read yet
+        (a burst), and dropping a busy connection would lose exactly those events."""
         s = self.settings
         while protocol.is_open:
             await asyncio.sleep(s.ping_interval)
             if protocol.reading_paused:
                 continue  # the Pong is stuck behind events we are not reading yet
+            sent_at = time.monotonic()
             try:
                 await protocol.action({"Action": "Ping"}, s.ping_timeout)
             except AmiNotConnected:
                 return
             except AmiError:
+                if protocol.reading_paused or protocol.last_heard > sent_at:
+                    continue
                 log.warning(
                     "AMI peer not answering Ping; reconnecting", extra={"fields": self._fields(timeout=s.ping_timeout)}
                 )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -54,6 +55,7 @@ class AmiProtocol(AMIProtocol):
         self._reader = FrameReader(max_frame_bytes)
         self._events: deque[tuple[datetime, Frame]] = deque()
         self._received_at = datetime.now(UTC)
+        self.last_heard = time.monotonic()  # when the peer last sent anything: it is alive then
         self._event_waiter: asyncio.Future[None] | None = None
         self._flow_control = False
         self.reading_paused = False
@@ -73,6 +75,7 @@ class AmiProtocol(AMIProtocol):
 
     def data_received(self, data: bytes) -> None:
         received_at = datetime.now(UTC)
+        self.last_heard = time.monotonic()
         for item in self._reader.feed(data):
             if isinstance(item, Frame):
                 if item.event and not item.action_id and not item.get("CommandID"):

@@ -124,14 +124,13 @@ class CallLog:
             first.setdefault(record.key, (record, hint))
         if not first:
             return []
-        owners: dict[str, Owner | None] = {}
+        unknown = [n for record, hint in first.values() if hint is None and (n := outside_number(record))]
+        lookups = await ClientBook(self.session, self.rules).find_by_phones(unknown)
         rows = []
         for record, hint in first.values():
             number = outside_number(record)
             if hint is None and number:
-                if number not in owners:
-                    owners[number] = (await ClientBook(self.session, self.rules).find_by_phone(number)).owner
-                hint = owners[number]
+                hint = lookups[number].owner
             rows.append(_row(record, number, hint))
         inserted = await self.session.execute(
             _insert_new(self.session).returning(Call.id, Call.pbx, Call.linkedid), rows
