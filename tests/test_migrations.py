@@ -14,7 +14,8 @@ from crm_core.client_data import ClientIn
 from crm_core.clients import ClientBook
 from crm_core.db import make_engine, make_sessionmaker
 from crm_core.migrate import current_revision, head_revision, is_up_to_date, upgrade
-from crm_core.models import Base, Client
+from crm_core.models import Client
+from crm_core.tables import metadata
 
 TABLES = {
     "alembic_version",
@@ -26,6 +27,13 @@ TABLES = {
     "clients",
     "contacts",
     "emails",
+    "mail_attachments",
+    "mail_checkpoints",
+    "mail_copies",
+    "mail_links",
+    "mail_messages",
+    "mail_quarantine",
+    "mail_threads",
     "phones",
     "users",
     "web_sessions",
@@ -34,7 +42,7 @@ TABLES = {
 
 def _schema_diff(conn: Connection) -> list[Any]:
     context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
-    return compare_metadata(context, Base.metadata)
+    return compare_metadata(context, metadata)
 
 
 def _table_names(conn: Connection) -> set[str]:
@@ -108,7 +116,7 @@ async def test_schema_comparison_notices_a_column_the_migrations_lack(database_u
     """Guards the test above: the comparison is not vacuous."""
     await upgrade(database_url)
     extended = MetaData()
-    for table in Base.metadata.sorted_tables:
+    for table in metadata.sorted_tables:
         table.to_metadata(extended)
     extended.tables["clients"].append_column(Column("region_code", String(3)))
 

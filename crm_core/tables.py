@@ -1,0 +1,14 @@
+"""Every table the hub has, in one metadata: what Alembic and the schema test compare against.
+
+Capabilities keep their tables beside their code (``crm_core/mail/models.py``); importing
+this module imports them all.
+"""
+
+from __future__ import annotations
+
+from crm_core import models
+from crm_core.mail import models as mail_models
+
+metadata = models.Base.metadata
+
+__all__ = ["mail_models", "metadata", "models"]
