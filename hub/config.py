@@ -63,6 +63,60 @@ class PbxSettings(BaseModel):
         return _region(value)
 
 
+class SmtpSettings(BaseModel):
+    """How mail from a mailbox goes out; user and password default to the mailbox's own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    security: Literal["tls", "starttls", "none"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout_seconds: float = Field(30.0, gt=0)
+
+
+class MailboxSettings(BaseModel):
+    """One IMAP mailbox the hub follows (a shared ``sales@`` or a person's): a ``[[mailbox]]``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    address: str = ""  # the mailbox's own address, the From of mail sent from it
+    host: str
+    port: int | None = Field(None, ge=1, le=65535)  # default: 993 for tls, 143 otherwise
+    security: Literal["tls", "starttls", "none"] = "tls"
+    username: str
+    password: SecretStr
+    # Folders to follow; by default INBOX and the folder the server marks \Sent (SPECIAL-USE).
+    folders: list[str] = Field(default_factory=list)
+    poll_seconds: float = Field(60.0, gt=0)  # where the server offers no IDLE
+    idle_seconds: float = Field(25 * 60.0, gt=0, le=29 * 60.0)  # IDLE is re-issued before 29 minutes
+    timeout_seconds: float = Field(30.0, gt=0)
+    reconnect_min_seconds: float = Field(1.0, gt=0)
+    reconnect_max_seconds: float = Field(300.0, gt=0)
+    smtp: SmtpSettings | None = None
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (993 if self.security == "tls" else 143)
+
+
+class MailSettings(BaseModel):
+    """Rules for all mailboxes: ``[mail]``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    own_domains: list[str] = Field(default_factory=list)  # the company's: never filed as a client's
+    thread_window_days: int = Field(30, ge=1)
+    attachment_max_bytes: int = Field(25 * 1024 * 1024, ge=0)
+
+    @field_validator("own_domains")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return [d.strip().lower().lstrip("@") for d in value if d.strip()]
+
+
 class ScreenPopSettings(BaseModel):
     """When an operator's screen pops: as the phone rings (default) or once they answer."""
 
@@ -101,6 +155,8 @@ class Settings(BaseSettings):
     login_limits: LoginLimits = LoginLimits()
     pbx: list[PbxSettings] = Field(default_factory=list)
     screen_pop: ScreenPopSettings = ScreenPopSettings()
+    mailbox: list[MailboxSettings] = Field(default_factory=list)
+    mail: MailSettings = MailSettings()
 
     @field_validator("default_region")
     @classmethod
@@ -113,6 +169,14 @@ class Settings(BaseSettings):
         names = [p.name for p in value]
         if len(names) != len(set(names)):
             raise ValueError("each [[pbx]] needs a name of its own")
+        return value
+
+    @field_validator("mailbox")
+    @classmethod
+    def _unique_mailbox_names(cls, value: list[MailboxSettings]) -> list[MailboxSettings]:
+        names = [m.name for m in value]
+        if len(names) != len(set(names)):
+            raise ValueError("each [[mailbox]] needs a name of its own")
         return value
 
     @field_validator("database_url")

@@ -1,9 +1,9 @@
 """Turning the bytes of a text part or a header into text, whatever the sender's client claimed.
 
 Mail in Russia arrives in UTF-8, windows-1251, KOI8-R, ISO-8859-5 and now and then CP866,
-often with the charset missing, misspelt or wrong.  UTF-8 that decodes strictly is believed
-over any claim (no other text decodes so); a declared charset is believed when its text has
-no characters Russian or Latin text never contains; otherwise the Cyrillic single-byte
+often with the charset missing, misspelt or wrong.  UTF-8 that decodes (but for a stray
+byte or a cut end) is believed over any claim (no other text decodes so); a declared charset
+is believed when its text has no characters Russian or Latin text never contains; otherwise the Cyrillic single-byte
 codecs are tried and the one that reads most like Russian wins (very short words can be
 read several ways: then the more common codec wins).
 """
@@ -55,12 +55,9 @@ def decode(data: bytes, declared: str | None = None) -> tuple[str, str]:
     codec = codec_for(declared)
     if data.isascii():
         return data.decode("ascii"), codec or "ascii"
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    else:
-        return text, "utf-8"  # strict UTF-8 with 8-bit bytes is no accident, whatever was declared
+    text = data.decode("utf-8", "replace")
+    if _mostly_utf8(text):  # UTF-8 with 8-bit bytes is no accident, whatever was declared
+        return text, "utf-8"
     if codec is not None and codec not in ("utf-8", "ascii"):
         try:
             text = data.decode(codec)
@@ -73,6 +70,16 @@ def decode(data: bytes, declared: str | None = None) -> tuple[str, str]:
     if guessed:
         return text, guessed
     return data.decode("utf-8", "replace"), "utf-8"
+
+
+def _mostly_utf8(text: str) -> bool:
+    """Valid UTF-8 but for a few bytes (a message cut mid-character, one stray byte): still
+    UTF-8.  Single-byte text read as UTF-8 breaks at nearly every letter instead."""
+    broken = text.count("\ufffd")
+    if broken == 0:
+        return True
+    readable = len(text) - len(text.encode("ascii", "ignore")) - broken
+    return broken * 20 <= readable
 
 
 def _best_single_byte(data: bytes) -> tuple[str, str, float]:

@@ -43,6 +43,7 @@ _STYLES = {
 }  # fmt: skip
 _SCHEMES = {"http", "https", "mailto", "tel", "cid"}
 _REMOTE = re.compile(r"^\s*(?:https?:)?//", re.IGNORECASE)
+_ACTIVE_CSS = re.compile(r"expression|url\s*\(|javascript:|behavior|-moz-binding|@import|\\", re.IGNORECASE)
 
 
 def sanitise(html: str) -> str:
@@ -78,7 +79,9 @@ def has_remote_images(html: str) -> bool:
     return found
 
 
-def _keep(_tag: str, _attribute: str, value: str) -> str:
+def _keep(_tag: str, attribute: str, value: str) -> str | None:
+    if attribute == "style" and _ACTIVE_CSS.search(value):
+        return None  # CSS that runs code or loads from elsewhere: the whole style goes
     return value
 
 

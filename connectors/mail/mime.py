@@ -11,12 +11,14 @@ so that the caller quarantines it with its raw bytes.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import email
 import html as html_entities
 import mimetypes
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
@@ -34,6 +36,10 @@ from crm_core.mail.events import Address, Attachment, ParsedMail
 MAX_TEXT_CHARS = 1_000_000  # a body longer than this is cut (and the cut noted): the raw message keeps it all
 _ID = re.compile(r"<([^<>\s]+)>")
 _SURROGATES = re.compile(r"[\udc80-\udcff]")
+_ENCODED_WORD_CHARSET = re.compile(r"=\?([^?*\s]+)(?:\*[^?]*)?\?([bBqQ])\?")
+_UNQUOTED_ENCODED_NAME = re.compile(r"\b(?:file)?name\s*=\s*(=\?[^\s;\"]+\?=)", re.IGNORECASE)
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
+_LOOSE_SOFT_BREAK = re.compile(rb"=[ \t]+(?=\r?\n)")
 _RUSSIAN_MONTHS = {
     "янв": "Jan", "фев": "Feb", "мар": "Mar", "апр": "Apr", "мая": "May", "май": "May", "июн": "Jun",
     "июл": "Jul", "авг": "Aug", "сен": "Sep", "окт": "Oct", "ноя": "Nov", "дек": "Dec",
@@ -108,8 +114,14 @@ def _raw_header(msg: Message, name: str) -> str | None:
             text = str(value)
             if _SURROGATES.search(text):
                 text = charsets.decode(text.encode("ascii", "surrogateescape"))[0]
-            return "".join(text.splitlines())
+            return _ENCODED_WORD_CHARSET.sub(_canonical_charset, "".join(text.splitlines()))
     return None
+
+
+def _canonical_charset(match: re.Match[str]) -> str:
+    """``=?win-1251?B?`` -> ``=?cp1251?B?``: the stdlib knows only the charsets' proper names."""
+    codec = charsets.codec_for(match[1])
+    return f"=?{codec or match[1]}?{match[2]}?"
 
 
 def _parsed_header(msg: Message, name: str) -> Any:
@@ -174,7 +186,7 @@ def _date(value: str | None) -> datetime | None:
 # -- body -----------------------------------------------------------------------------------
 
 
-def _collect(part: Message, body: _Body, max_attachment_bytes: int) -> None:
+def _collect(part: Message, body: _Body, max_attachment_bytes: int, *, alternative: bool = False) -> None:
     content_type = part.get_content_type()
     disposition = part.get_content_disposition()
     filename = _filename(part)
@@ -182,16 +194,19 @@ def _collect(part: Message, body: _Body, max_attachment_bytes: int) -> None:
         inner = part.get_payload(0) if part.is_multipart() else None
         data = inner.as_bytes(policy=policy.compat32) if isinstance(inner, Message) else _payload(part, body)
         subject = _header_text(inner, "Subject") if isinstance(inner, Message) else None
-        body.attachments.append(
-            _attachment(filename or f"{subject or 'message'}.eml", part, data, max_attachment_bytes)
-        )
+        name = filename or f"{subject or 'message'}.eml"
+        body.attachments.append(_attachment(name, part, data, max_attachment_bytes))
     elif part.is_multipart():
         for sub in part.get_payload():
             if isinstance(sub, Message):
-                _collect(sub, body, max_attachment_bytes)
+                _collect(sub, body, max_attachment_bytes, alternative=content_type == "multipart/alternative")
+    elif content_type.startswith("multipart/"):  # its boundary never appears: what there is, is the text
+        body.text.append(_decoded_text(part, body))
     elif content_type in ("text/plain", "text/html") and disposition != "attachment" and not filename:
         text = _decoded_text(part, body)
         (body.html if content_type == "text/html" else body.text).append(text)
+    elif alternative and disposition != "attachment":
+        pass  # another form of the same body (a text/calendar invitation, say): not an attachment
     else:
         data = _payload(part, body)
         name = filename or _default_name(content_type, len(body.attachments) + 1)
@@ -199,15 +214,34 @@ def _collect(part: Message, body: _Body, max_attachment_bytes: int) -> None:
 
 
 def _payload(part: Message, body: _Body) -> bytes:
+    """The part's bytes, decoded leniently: base64 with junk or a cut end, quoted-printable
+    with spaces before its soft line breaks (both are common and readable)."""
+    # The payload as the parser kept it (8-bit bytes as surrogates); get_payload() without
+    # decoding would already have decoded those bytes with the declared charset, lossily.
+    raw = part._payload  # noqa: SLF001
+    if not isinstance(raw, str):
+        return b""
+    data = raw.encode("ascii", "surrogateescape")
+    encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    if encoding == "base64":
+        return _lenient_base64(data)
+    if encoding == "quoted-printable":
+        return binascii.a2b_qp(_LOOSE_SOFT_BREAK.sub(b"=", data))
+    if encoding in ("", "7bit", "8bit", "binary"):
+        return data
     try:
-        data = part.get_payload(decode=True)
+        decoded = part.get_payload(decode=True)
     except Exception as exc:
         body.defects.append(f"undecodable part: {type(exc).__name__}")
-        data = None
-    if isinstance(data, bytes):
         return data
-    raw = part.get_payload()
-    return raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
+    return decoded if isinstance(decoded, bytes) else data
+
+
+def _lenient_base64(data: bytes) -> bytes:
+    letters = _NOT_BASE64.sub(b"", data.split(b"=", 1)[0])
+    if len(letters) % 4 == 1:  # one dangling character carries no whole byte
+        letters = letters[:-1]
+    return base64.b64decode(letters + b"=" * (-len(letters) % 4))
 
 
 def _decoded_text(part: Message, body: _Body) -> str:
@@ -222,18 +256,26 @@ def _decoded_text(part: Message, body: _Body) -> str:
 
 
 def _filename(part: Message) -> str | None:
-    try:
-        name = part.get_filename()
-    except Exception:
-        name = None
+    """The part's file name: RFC 2231 and RFC 2047 (even unquoted, as 1C writes it) decoded,
+    raw 8-bit names read like 8-bit headers, and nothing that could climb out of a folder."""
+    name = None
+    for header, param in (("Content-Disposition", "filename"), ("Content-Type", "name")):
+        raw = _raw_header(part, header)
+        if raw is None:
+            continue
+        parsed = _parsed_header(part, header)
+        params = getattr(parsed, "params", None)
+        name = params.get(param) if isinstance(params, Mapping) else None
+        if not name and (unquoted := _UNQUOTED_ENCODED_NAME.search(raw)):
+            name = unquoted[1]
+        if name:
+            break
     if not name:
         return None
     name = str(name)
-    if _SURROGATES.search(name):
-        name = charsets.decode(name.encode("ascii", "surrogateescape"))[0]
     if "=?" in name:  # Outlook puts RFC 2047 encoded words in name= and filename=
         with contextlib.suppress(Exception):  # not valid encoded words after all: keep the text
-            name = str(make_header(decode_header(name)))
+            name = str(make_header(decode_header(_ENCODED_WORD_CHARSET.sub(_canonical_charset, name))))
     name = _UNSAFE_FILENAME.sub("_", name).strip(" .")
     return name[:255] or None
 
