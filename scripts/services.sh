@@ -1,12 +1,33 @@
 #!/usr/bin/env bash
-# Make sure the servers the tests talk to are up: PostgreSQL (installed if missing).
+# Make sure what the tests need is there: PostgreSQL (installed if missing, started if down) and
+# Dovecot's binaries (installed if missing; the tests start private instances themselves).
 set -euo pipefail
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=
+apt_install() {
+  [ -n "$apt_updated" ] || { as_root apt-get update -qq; apt_updated=1; }
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# Dovecot: tests/dovecot.py runs a private instance per test session (own config, temp dir, free
+# port), so only the binaries are needed. Debian's package starts a system-wide dovecot on port 143
+# when it is installed (unless policy-rc.d forbids it); nothing uses that one, so stop it and keep it
+# from coming back at boot.
+if [ ! -x /usr/sbin/dovecot ]; then
+  echo "installing Dovecot ..." >&2
+  apt_install dovecot-imapd
+  pidfile=/run/dovecot/master.pid
+  if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    echo "stopping the system-wide Dovecot the package started ..." >&2
+    as_root kill "$(cat "$pidfile")" 2>/dev/null || true
+  fi
+  as_root systemctl disable --quiet dovecot.service dovecot.socket >/dev/null 2>&1 || true
+  as_root update-rc.d dovecot disable >/dev/null 2>&1 || true
+fi
 
 if ! command -v pg_ctlcluster >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 2>/dev/null; then
   echo "installing PostgreSQL ..." >&2
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  apt_install postgresql
 fi
 if ! pg_isready -q -h 127.0.0.1 2>/dev/null; then
   echo "starting PostgreSQL ..." >&2

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.audit import SYSTEM
 from crm_core.client_data import ClientIn
 from crm_core.clients import ClientBook
-from crm_core.mail.events import Address, Attachment, ParsedMail
-from crm_core.mail.mail_log import Location, MailLog, MailRules, subject_key
+from crm_core.mail.events import Address, Attachment, Location, ParsedMail
+from crm_core.mail.mail_log import MailLog, MailRules, subject_key
 from crm_core.mail.models import MailCopy, MailLink, MailMessage, MailThread
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

@@ -27,13 +27,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from connectors.ami.backoff import Backoff
 from connectors.ami.errors import AmiActionFailed, AmiActionTimeout, AmiError, AmiLoginRejected, AmiNotConnected
 from connectors.ami.frames import Frame, WireMessage
 from connectors.ami.originate import OriginateResult, originate_action
 from connectors.ami.protocol import AmiProtocol, Reply
 from connectors.ami.settings import PbxSettings
 from connectors.ami.snapshot import channel_snapshots
+from connectors.backoff import Backoff
 from crm_core.telephony.events import ChannelSnapshot, PbxEvent
 
 log = logging.getLogger("connectors.ami")

@@ -50,3 +50,22 @@ class ParsedMail:
     @property
     def participants(self) -> tuple[Address, ...]:
         return ((self.sender,) if self.sender else ()) + self.to + self.cc
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A copy of a message on an IMAP server: a UID in a folder, under one UIDVALIDITY."""
+
+    mailbox: str
+    folder: str
+    uidvalidity: int
+    uid: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedMessage:
+    """A message as the IMAP connector read it, before anyone parsed it."""
+
+    location: Location
+    raw: bytes
+    internal_date: datetime | None = None  # when the server received it

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.clients import ClientBook, MatchRules
-from crm_core.mail.events import ParsedMail
+from crm_core.mail.events import Location, ParsedMail
 from crm_core.mail.models import MailAttachment, MailCopy, MailLink, MailMessage, MailQuarantine, MailThread
 from crm_core.models import utcnow
 
@@ -40,16 +40,6 @@ def subject_key(subject: str) -> str:
             break
         text = stripped
     return " ".join(text.casefold().split())[:SUBJECT_KEY_CHARS]
-
-
-@dataclass(frozen=True, slots=True)
-class Location:
-    """A copy of a message on an IMAP server."""
-
-    mailbox: str
-    folder: str
-    uidvalidity: int
-    uid: int
 
 
 @dataclass(frozen=True, slots=True)

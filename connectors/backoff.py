@@ -1,8 +1,8 @@
 """How long to wait before the next connection attempt.
 
-Capped exponential backoff with jitter: a PBX that is down is not hammered, a brief outage
-is retried quickly, and many hubs (or many PBX connectors) that lost their peers at the same
-moment do not reconnect in lockstep.
+Capped exponential backoff with jitter: a peer (a PBX, a mail server) that is down is not
+hammered, a brief outage is retried quickly, and many connectors that lost their peers at
+the same moment do not reconnect in lockstep.
 """
 
 from __future__ import annotations

@@ -1,0 +1,107 @@
+"""Filing what the IMAP connectors fetch: parse, keep the bytes, store, move the checkpoint.
+
+A batch of one folder goes in one transaction together with its checkpoint, so a crash at
+any point leaves either the messages and the checkpoint or neither; a refetch after it
+finds the messages already logged by their place and skips them.  A message that cannot
+be parsed is quarantined with its raw bytes; it never stops the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from connectors.mail.mime import UnreadableMessage, parse
+from crm_core.blobs import BlobStore, sha256_of
+from crm_core.mail.checkpoints import Checkpoint, Checkpoints
+from crm_core.mail.events import FetchedMessage, ParsedMail
+from crm_core.mail.mail_log import Filed, MailLog, MailRules
+from hub.context import HubContext
+
+log = logging.getLogger("hub.mail")
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    fetched: FetchedMessage
+    raw_sha256: str
+    mail: ParsedMail | None
+    error: str | None
+    attachment_digests: tuple[str | None, ...]
+
+
+class MailIngest:
+    def __init__(self, context: HubContext) -> None:
+        self.context = context
+        settings = context.settings.mail
+        self.blobs = BlobStore(context.settings.data_dir / "blobs")
+        self.rules = MailRules(
+            own_domains=frozenset(settings.own_domains),
+            thread_window=timedelta(days=settings.thread_window_days),
+        )
+        self.max_attachment_bytes = settings.attachment_max_bytes
+        self.filed = 0
+        self.quarantined = 0
+
+    async def checkpoint(self, mailbox: str, folder: str) -> Checkpoint | None:
+        async with self.context.reading() as session:
+            return await Checkpoints(session).get(mailbox, folder)
+
+    async def deliver(self, sent_folder: bool, messages: Sequence[FetchedMessage]) -> list[Filed | None]:
+        """File messages of one folder (in UID order); None for each quarantined or already read."""
+        if not messages:
+            return []
+        prepared = [await asyncio.to_thread(self._prepare, m) for m in messages]
+        results: list[Filed | None] = []
+        last = messages[-1].location
+        async with self.context.transaction() as session:
+            mail_log = MailLog(session, self.rules, self.context.rules)
+            for item in prepared:
+                where = item.fetched.location
+                if await mail_log.already_read(where):
+                    results.append(None)
+                elif item.mail is None:
+                    await mail_log.quarantine(
+                        where, raw_sha256=item.raw_sha256, raw_size=len(item.fetched.raw), error=item.error or ""
+                    )
+                    results.append(None)
+                else:
+                    results.append(
+                        await mail_log.file(
+                            item.mail,
+                            raw_sha256=item.raw_sha256,
+                            raw_size=len(item.fetched.raw),
+                            attachment_digests=item.attachment_digests,
+                            location=where,
+                            outgoing=sent_folder,
+                            received_at=item.fetched.internal_date,
+                        )
+                    )
+            await Checkpoints(session).advance(last.mailbox, last.folder, last.uidvalidity, last.uid)
+        for item, filed in zip(prepared, results, strict=True):
+            self._log(item, filed)
+        return results
+
+    def _prepare(self, fetched: FetchedMessage) -> _Prepared:
+        """Blocking work, run in a thread: parsing and writing the bytes to the blob store."""
+        raw_sha256 = self.blobs.put(fetched.raw)
+        try:
+            mail = parse(fetched.raw, max_attachment_bytes=self.max_attachment_bytes)
+        except UnreadableMessage as exc:
+            return _Prepared(fetched, raw_sha256, None, str(exc), ())
+        digests = tuple(self.blobs.put(a.data) if a.data is not None else None for a in mail.attachments)
+        return _Prepared(fetched, raw_sha256, mail, None, digests)
+
+    def _log(self, item: _Prepared, filed: Filed | None) -> None:
+        where = item.fetched.location
+        fields: dict[str, object] = {"mailbox": where.mailbox, "folder": where.folder, "uid": where.uid}
+        if item.mail is None:
+            self.quarantined += 1
+            log.warning("message quarantined", extra={"fields": {**fields, "error": item.error}})
+        elif filed is not None:
+            self.filed += 1
+            fields.update(message_id=item.mail.message_id, id=filed.id, duplicate=filed.duplicate)
+            log.info("message logged", extra={"fields": {**fields, "clients": list(filed.client_ids)}})
