@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from connectors.mail.mime import UnreadableMessage, parse
-from crm_core.blobs import BlobStore, sha256_of
+from crm_core.blobs import BlobStore
 from crm_core.mail.checkpoints import Checkpoint, Checkpoints
 from crm_core.mail.events import FetchedMessage, ParsedMail
 from crm_core.mail.mail_log import Filed, MailLog, MailRules
@@ -56,12 +56,14 @@ class MailIngest:
             return []
         prepared = [await asyncio.to_thread(self._prepare, m) for m in messages]
         results: list[Filed | None] = []
+        skipped: set[int] = set()
         last = messages[-1].location
         async with self.context.transaction() as session:
             mail_log = MailLog(session, self.rules, self.context.rules)
-            for item in prepared:
+            for index, item in enumerate(prepared):
                 where = item.fetched.location
                 if await mail_log.already_read(where):
+                    skipped.add(index)
                     results.append(None)
                 elif item.mail is None:
                     await mail_log.quarantine(
@@ -81,8 +83,9 @@ class MailIngest:
                         )
                     )
             await Checkpoints(session).advance(last.mailbox, last.folder, last.uidvalidity, last.uid)
-        for item, filed in zip(prepared, results, strict=True):
-            self._log(item, filed)
+        for index, (item, filed) in enumerate(zip(prepared, results, strict=True)):
+            if index not in skipped:
+                self._log(item, filed)
         return results
 
     def _prepare(self, fetched: FetchedMessage) -> _Prepared:
