@@ -20,11 +20,18 @@ class Page(Generic[T]):
 
 
 async def fetch_page(
-    session: AsyncSession, entity: type[T], where: Any, order_by: tuple[Any, ...], page: int, per_page: int
+    session: AsyncSession,
+    entity: type[T],
+    where: Any,
+    order_by: tuple[Any, ...],
+    page: int,
+    per_page: int,
+    options: tuple[Any, ...] = (),
 ) -> Page[T]:
-    """Rows of ``entity`` meeting ``where``, page ``page`` (from 1) in ``order_by`` order."""
+    """Rows of ``entity`` meeting ``where``, page ``page`` (from 1) in ``order_by`` order;
+    ``options`` are loader options (the relationships the caller will read)."""
     total = await session.scalar(select(func.count()).select_from(entity).where(where))
     rows = await session.scalars(
-        select(entity).where(where).order_by(*order_by).offset((page - 1) * per_page).limit(per_page)
+        select(entity).where(where).order_by(*order_by).offset((page - 1) * per_page).limit(per_page).options(*options)
     )
     return Page(list(rows.all()), int(total or 0), page, per_page)

@@ -14,6 +14,7 @@ from crm_core.models import Role
 from crm_core.users import NewUser, UserDirectory
 from hub.config import Settings
 from hub.context import HubContext
+from hub.mail import Mail
 from hub.screen_pop import PopHub
 from hub.telephony import Telephony
 from hub.web.app import make_app
@@ -53,15 +54,19 @@ async def serve(settings: Settings) -> None:
     context = await HubContext.open(settings)
     runner: web.AppRunner | None = None
     telephony: Telephony | None = None
+    mail: Mail | None = None
     try:
         password = await ensure_admin(context)
         pops = PopHub()
         telephony = Telephony(context, pops) if settings.pbx else None
-        runner = web.AppRunner(make_app(context, pops, telephony), access_log=None, shutdown_timeout=10)
+        mail = Mail(context) if settings.mailbox else None
+        runner = web.AppRunner(make_app(context, pops, telephony, mail), access_log=None, shutdown_timeout=10)
         await runner.setup()
         await web.TCPSite(runner, settings.http_host, settings.http_port).start()
         if telephony is not None:
             await telephony.start()
+        if mail is not None:
+            await mail.start()
         url = base_url(settings)
         log.info("hub is listening", extra={"fields": {"url": url, "database": context.engine.url.render_as_string()}})
         print(f"The hub is running at {url}/", flush=True)
@@ -76,6 +81,8 @@ async def serve(settings: Settings) -> None:
         await _wait_for_stop()
         log.info("stopping")
     finally:
+        if mail is not None:
+            await mail.stop()
         if telephony is not None:
             await telephony.stop()
         if runner is not None:

@@ -8,10 +8,15 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.audit import SYSTEM
 from crm_core.client_data import ClientIn
 from crm_core.clients import ClientBook
+from crm_core.mail.events import Address, Attachment, Location, ParsedMail
+from crm_core.mail.mail_log import MailLog, MailRules
+from crm_core.mail.models import MailAttachment, MailQuarantine
 from crm_core.models import Role
 from crm_core.telephony.call_log import CallLog
 from crm_core.telephony.events import CallKey, CallRecord
@@ -57,10 +62,38 @@ async def _concrete_path(path: str, context: HubContext) -> str:
             )
             assert call is not None
             record_id = call.id
+        elif path.startswith(("/api/messages", "/api/attachments", "/api/mail/quarantine")):
+            record_id = await _mail_record(session, path)
         else:
             count = await UserDirectory(session).count()
             record_id = (await UserDirectory(session).create(NewUser(f"u{count}", Role.operator))).id
-    return path.replace("{id}", str(record_id))
+    return path.replace("{id}", str(record_id)).replace("{cid}", "logo")
+
+
+async def _mail_record(session: AsyncSession, path: str) -> int:
+    """A message with an inline image (or a quarantine entry): what the mail paths name by id."""
+    where = Location("sales", "INBOX", 1, uuid.uuid4().int % 1_000_000)
+    log = MailLog(session, MailRules())
+    if path.startswith("/api/mail/quarantine"):
+        await log.quarantine(where, raw_sha256="0" * 64, raw_size=0, error="empty message")
+        return int(await session.scalar(select(func.max(MailQuarantine.id))) or 0)
+    mail = ParsedMail(
+        message_id=f"{uuid.uuid4().hex}@x",
+        in_reply_to=None,
+        references=(),
+        subject="Проверка",
+        sender=Address("someone@example.ru"),
+        to=(),
+        cc=(),
+        sent_at=None,
+        text="",
+        html='<img src="cid:logo">',
+        attachments=(Attachment("logo.png", "image/png", b"", 0, "logo", True),),
+    )
+    filed = await log.file(mail, raw_sha256="0" * 64, raw_size=0, attachment_digests=["0" * 64], location=where)
+    if path.startswith("/api/attachments"):
+        return int(await session.scalar(select(MailAttachment.id).where(MailAttachment.message_id == filed.id)) or 0)
+    return filed.id
 
 
 async def _call(http: TestClient, method: str, path: str, headers: dict[str, str]) -> int:

@@ -6,18 +6,20 @@ from pathlib import Path
 
 from aiohttp import web
 
+from crm_core.blobs import BlobStore
 from hub.context import HubContext
+from hub.mail import Mail
 from hub.screen_pop import PopHub
 from hub.telephony import Telephony
-from hub.web import audit_log, calls, clients, login, metrics, pages, system, users, ws
+from hub.web import audit_log, calls, clients, login, messages, metrics, pages, system, users, ws
 from hub.web.endpoints import Endpoint
 from hub.web.errors import error_middleware
 from hub.web.openapi import build_document
 from hub.web.ratelimit import LoginLimiter
-from hub.web.state import CONTEXT, LOGIN_LIMITER, POPS, TELEPHONY
+from hub.web.state import BLOBS, CONTEXT, LOGIN_LIMITER, MAIL, POPS, TELEPHONY
 
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024  # CSV imports of a few hundred thousand rows
-API_MODULES = (system, metrics, login, users, clients, calls, audit_log)
+API_MODULES = (system, metrics, login, users, clients, calls, messages, audit_log)
 STATIC = Path(__file__).parent / "static"
 
 
@@ -25,8 +27,11 @@ def all_endpoints() -> list[Endpoint]:
     return [endpoint for module in API_MODULES for endpoint in module.api.endpoints]
 
 
-def make_app(context: HubContext, pops: PopHub | None = None, telephony: Telephony | None = None) -> web.Application:
-    """The app; ``telephony`` is given when PBXes are configured, sharing ``pops`` with it."""
+def make_app(
+    context: HubContext, pops: PopHub | None = None, telephony: Telephony | None = None, mail: Mail | None = None
+) -> web.Application:
+    """The app; ``telephony`` is given when PBXes are configured (sharing ``pops`` with it),
+    ``mail`` when mailboxes are."""
     app = web.Application(
         middlewares=[metrics.metrics_middleware, error_middleware],
         client_max_size=MAX_UPLOAD_BYTES,
@@ -37,6 +42,9 @@ def make_app(context: HubContext, pops: PopHub | None = None, telephony: Telepho
     app[metrics.METRICS] = metrics.HttpMetrics()
     app[system.OPENAPI] = build_document(all_endpoints())
     app[POPS] = pops if pops is not None else PopHub()
+    app[BLOBS] = BlobStore(context.settings.data_dir / "blobs")
+    if mail is not None:
+        app[MAIL] = mail
     if telephony is not None:
         app[TELEPHONY] = telephony
         app[metrics.METRICS].registry.register(metrics.TelephonyCollector(telephony, app[POPS]))

@@ -5,8 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.blobs import BlobStore
 from crm_core.models import User
 from hub.context import HubContext
+from hub.mail import Mail
 from hub.screen_pop import PopHub
 from hub.telephony import Telephony
 from hub.web.ratelimit import LoginLimiter
@@ -15,6 +17,8 @@ CONTEXT = web.AppKey("context", HubContext)
 LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
 POPS = web.AppKey("pops", PopHub)
 TELEPHONY = web.AppKey("telephony", Telephony)  # absent when no PBX is configured
+MAIL = web.AppKey("mail", Mail)  # absent when no mailbox is configured
+BLOBS = web.AppKey("blobs", BlobStore)  # raw messages and attachments, by SHA-256
 
 # Per request: the unit of work the handler runs in, and who is asking (None: nobody).
 SESSION = web.RequestKey("session", AsyncSession)
