@@ -91,9 +91,7 @@ async def test_unclaimed_mail_waits_in_triage_until_linked_or_made_a_card(
     async with hub_context.transaction() as session:
         known = await ClientBook(session).create(ClientIn(name="Лютик"), SYSTEM)
     by_hand, stranger = sorted(triage, key=lambda m: m["from"]["address"] == "new@stranger.example")
-    resp = await http.post(
-        f"/api/messages/{by_hand['id']}/links", json={"client_id": known.id}, headers=bearer(token)
-    )
+    resp = await http.post(f"/api/messages/{by_hand['id']}/links", json={"client_id": known.id}, headers=bearer(token))
     assert resp.status == 200 and (await resp.json())["clients"] == [{"client_id": known.id, "contact_id": None}]
     resp = await http.post(f"/api/messages/{stranger['id']}/client", json={}, headers=bearer(token))
     assert resp.status == 201, await resp.text()
