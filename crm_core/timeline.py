@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.mail.models import MailLink, MailMessage
 from crm_core.models import AuditEntry, Call
 from crm_core.telephony.call_log import call_to_dict
 
@@ -22,7 +23,7 @@ from crm_core.telephony.call_log import call_to_dict
 @dataclass(frozen=True, slots=True)
 class TimelineItem:
     at: datetime
-    kind: str  # "card", "call"; later "email", "mailing", "onec"
+    kind: str  # "card", "call", "email"; later "mailing", "onec"
     id: str
     title: str
     data: dict[str, Any] = field(default_factory=dict)
@@ -79,7 +80,38 @@ async def calls(session: AsyncSession, client_id: int, before: datetime | None, 
     ]
 
 
-SOURCES: list[Source] = [card_changes, calls]
+SNIPPET_CHARS = 200
+
+
+async def emails(session: AsyncSession, client_id: int, before: datetime | None, limit: int) -> list[TimelineItem]:
+    query = select(MailMessage).where(
+        exists().where(MailLink.message_id == MailMessage.id, MailLink.client_id == client_id)
+    )
+    if before is not None:
+        query = query.where(MailMessage.received_at < before)
+    rows = (
+        await session.scalars(query.order_by(MailMessage.received_at.desc(), MailMessage.id.desc()).limit(limit))
+    ).all()
+    return [
+        TimelineItem(
+            at=message.received_at,
+            kind="email",
+            id=f"email-{message.id}",
+            title="E-mail sent" if message.direction == "out" else "E-mail received",
+            data={
+                "id": message.id,
+                "subject": message.subject,
+                "from": message.sender_address,
+                "thread_id": message.thread_id,
+                "snippet": " ".join(message.text_body.split())[:SNIPPET_CHARS],
+                "url": f"/api/messages/{message.id}",
+            },
+        )
+        for message in rows
+    ]
+
+
+SOURCES: list[Source] = [card_changes, calls, emails]
 
 
 async def client_timeline(

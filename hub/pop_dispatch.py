@@ -4,7 +4,7 @@ A ringing phone must show its card at once, yet a busy PBX's event stream must n
 the database at every ring.  Pop requests and withdrawals go into one queue that one task
 applies in order, so a pop never arrives after its own withdrawal; the cards of all the pops
 waiting in the queue are read in one read-only unit of work (one statement for the callers'
-numbers, three for all the cards), so under load a batch costs about what one pop costs.
+numbers, four for all the cards), so under load a batch costs about what one pop costs.
 """
 
 from __future__ import annotations

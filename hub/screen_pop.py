@@ -160,5 +160,16 @@ def _card(card: CardSummary, contact: str | None) -> dict[str, Any]:
             }
             for c in card.recent_calls
         ],
+        "last_emails": [
+            {
+                "id": m.id,
+                "direction": m.direction,
+                "subject": m.subject,
+                "from": m.sender,
+                "at": m.at.isoformat(),
+                "url": f"/api/messages/{m.id}",
+            }
+            for m in card.recent_emails
+        ],
         "url": f"/api/clients/{card.id}",
     }

@@ -36,6 +36,14 @@
         });
         box.appendChild(calls);
       }
+      if (c.last_emails && c.last_emails.length) {
+        const mail = el("ul", "last-emails");
+        c.last_emails.forEach(function (m) {
+          mail.appendChild(el("li", m.direction, (m.at || "").slice(0, 16).replace("T", " ") + " " +
+            (m.direction === "out" ? "→ " : "← ") + (m.subject || "")));
+        });
+        box.appendChild(mail);
+      }
     } else if (pop.candidates) {
       box.appendChild(el("p", "ambiguous", t.several));
       const ul = el("ul", "candidates");
