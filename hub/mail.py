@@ -1,4 +1,5 @@
-"""Wiring the mailboxes to the domain: one IMAP connector per ``[[mailbox]]``, filing into the mail log."""
+"""Wiring the mailboxes to the domain: one IMAP connector per ``[[mailbox]]`` filing into the mail
+log, and sending from the card through the mailbox's SMTP server."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import asyncio
 from collections.abc import Callable
 
 from connectors.imap import ImapConnector, MailboxSettings, MailboxStatus, MailSink
-from hub.config import MailboxSettings as MailboxConfig
 from hub.context import HubContext
 from hub.mail_ingest import MailIngest
+from hub.mail_send import MailSender
+from hub.mailboxes import imap_settings
 
 ConnectorFactory = Callable[[MailboxSettings, MailSink], ImapConnector]
 
@@ -19,6 +21,7 @@ class Mail:
     def __init__(self, context: HubContext, connector_factory: ConnectorFactory = ImapConnector) -> None:
         self.context = context
         self.ingest = MailIngest(context)
+        self.sender = MailSender(self.ingest, context.settings.mailbox)
         self._connectors = {m.name: connector_factory(imap_settings(m), self.ingest) for m in context.settings.mailbox}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -32,23 +35,7 @@ class Mail:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await self.sender.close()
 
     def statuses(self) -> list[MailboxStatus]:
         return [connector.status for connector in self._connectors.values()]
-
-
-def imap_settings(mailbox: MailboxConfig) -> MailboxSettings:
-    return MailboxSettings(
-        name=mailbox.name,
-        host=mailbox.host,
-        port=mailbox.effective_port,
-        username=mailbox.username,
-        password=mailbox.password.get_secret_value(),
-        security=mailbox.security,
-        folders=tuple(mailbox.folders),
-        poll_seconds=mailbox.poll_seconds,
-        idle_seconds=mailbox.idle_seconds,
-        timeout=mailbox.timeout_seconds,
-        backoff_initial=mailbox.reconnect_min_seconds,
-        backoff_max=mailbox.reconnect_max_seconds,
-    )

@@ -20,6 +20,7 @@ from crm_core.users import NewUser, UserDirectory, hash_password
 from hub.config import Settings
 from hub.context import HubContext
 from tests.dovecot import dovecot, dovecot_user  # noqa: F401  (fixtures: a real IMAP server per test)
+from tests.smtp_server import smtp_server  # noqa: F401  (fixture: a real SMTP server per test)
 
 PG_ADMIN_DSN = os.environ.get("HUB_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 

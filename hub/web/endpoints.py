@@ -59,6 +59,9 @@ class Endpoint:
     response_status: int = 200
     response_media_type: str = "application/json"
     errors: tuple[int, ...] = ()
+    # The handler opens its own units of work: it waits on a peer (an SMTP server, say), and
+    # must not hold a transaction (on SQLite: the write lock) meanwhile.
+    own_transactions: bool = False
 
     @property
     def is_public(self) -> bool:
@@ -101,7 +104,10 @@ def _bind(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamRes
                 kwargs["query"] = endpoint.query.model_validate(dict(request.query))
             if endpoint.body is not None:
                 kwargs["body"] = endpoint.body.model_validate(await _json_body(request))
-            return await endpoint.handler(request, **kwargs)
+            if not endpoint.own_transactions:
+                return await endpoint.handler(request, **kwargs)
+        del request[SESSION]
+        return await endpoint.handler(request, **kwargs)
 
     return handle
 

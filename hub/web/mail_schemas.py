@@ -138,3 +138,34 @@ class QuarantinePageOut(_Out):
 class PageIn(_In):
     page: int = Field(1, ge=1)
     per_page: int = Field(50, ge=1, le=200)
+
+
+class AddressIn(_In):
+    address: str = Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    name: str = Field("", max_length=300)
+
+
+class AttachmentIn(_In):
+    filename: str = Field(min_length=1, max_length=255)
+    content_type: str = Field("application/octet-stream", max_length=200)
+    data_base64: str = Field(description="The file's bytes, base64")
+
+
+class MessageIn(_In):
+    mailbox: str | None = Field(None, description="Which [[mailbox]] sends it; default: the first with SMTP")
+    to: list[AddressIn] = Field(default_factory=list, max_length=500)
+    cc: list[AddressIn] = Field(default_factory=list, max_length=500)
+    client_id: int | None = Field(None, description="Write to this card (its first address, or its contact's)")
+    contact_id: int | None = None
+    reply_to: int | None = Field(None, description="The id of a logged message this answers (threading headers)")
+    subject: str | None = Field(None, max_length=998, description="Default for a reply: Re: and the subject")
+    text: str = Field("", max_length=1_000_000)
+    html: str | None = Field(None, max_length=2_000_000)
+    template: bool = Field(False, description="Subject and bodies are Jinja2 over {{ client }} and {{ contact }}")
+    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=20)
+
+
+class SentOut(_Out):
+    message: MessageOut
+    refused: dict[str, str] = Field(description="Recipients the SMTP server refused, with its reason")
+    saved_to_sent: bool

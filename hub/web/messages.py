@@ -8,28 +8,36 @@ and inline ``cid:`` images served from the hub's own store.  Files go out as dow
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
 from connectors.mail.html import for_display
+from connectors.smtp import SmtpError
 from crm_core.client_data import client_to_dict
+from crm_core.errors import InvalidInput
 from crm_core.mail.correspondence import Correspondence, MessageQuery, message_to_dict
+from crm_core.mail.events import Address, Attachment
 from crm_core.mail.models import MailAttachment, MailMessage, MailQuarantine
 from crm_core.models import Role
+from hub.mail_send import Draft, MailboxNotReady
 from hub.web.endpoints import ALL_ROLES, Api, ApiError, actor_of, json_response, page_response, session_of
 from hub.web.mail_schemas import (
     ClientFromSenderIn,
     ClientFromSenderOut,
     LinkIn,
     MailboxListOut,
+    MessageIn,
     MessageOut,
     MessagePageOut,
     MessageSearch,
     MessageView,
     PageIn,
     QuarantinePageOut,
+    SentOut,
 )
 from hub.web.state import BLOBS, CONTEXT, MAIL
 
@@ -162,6 +170,46 @@ async def client_from_sender(request: web.Request, body: ClientFromSenderIn) -> 
 
 
 @api.route(
+    "POST",
+    "/api/messages",
+    summary="Send an e-mail from the card (new, or a reply), logged like received mail",
+    roles=TRIAGE,
+    tag="mail",
+    body=MessageIn,
+    response=SentOut,
+    response_status=201,
+    errors=(404, 422, 502, 503),
+    own_transactions=True,
+)
+async def send_message(request: web.Request, body: MessageIn) -> web.Response:
+    mail = request.app.get(MAIL)
+    if mail is None:
+        raise ApiError(503, "no_mailbox", "no mailbox is configured")
+    draft = Draft(
+        mailbox=body.mailbox,
+        to=tuple(Address(a.address, a.name) for a in body.to),
+        cc=tuple(Address(a.address, a.name) for a in body.cc),
+        client_id=body.client_id,
+        contact_id=body.contact_id,
+        subject=body.subject,
+        text=body.text,
+        html=body.html,
+        reply_to=body.reply_to,
+        template=body.template,
+        attachments=_attachments(body),
+    )
+    try:
+        sent = await mail.sender.send(draft, actor_of(request))
+    except MailboxNotReady as exc:
+        raise ApiError(503, "no_mailbox", str(exc)) from None
+    except SmtpError as exc:
+        raise ApiError(502, "smtp_error", f"the mail server did not take the message: {exc}") from None
+    async with request.app[CONTEXT].reading() as session:
+        shown = _shown(await Correspondence(session).get(sent.id))
+    return json_response({"message": shown, "refused": sent.refused, "saved_to_sent": sent.saved_to_sent}, status=201)
+
+
+@api.route(
     "GET",
     "/api/mailboxes",
     summary="Each mailbox's folders: connected, following by IDLE, last error, refused login",
@@ -226,6 +274,17 @@ async def quarantine(request: web.Request, query: PageIn) -> web.Response:
 async def quarantined_raw(request: web.Request) -> web.StreamResponse:
     entry = await _mail(request).quarantined(int(request.match_info["id"]))
     return await _blob(request, entry.raw_sha256, "message/rfc822", f"quarantine-{entry.id}.eml", "attachment")
+
+
+def _attachments(body: MessageIn) -> tuple[Attachment, ...]:
+    files = []
+    for item in body.attachments:
+        try:
+            data = base64.b64decode(item.data_base64, validate=True)
+        except binascii.Error:
+            raise InvalidInput(f"{item.filename!r}: data_base64 is not base64", field="attachments") from None
+        files.append(Attachment(item.filename, item.content_type, data, len(data)))
+    return tuple(files)
 
 
 def _quarantined(entry: MailQuarantine) -> dict[str, Any]:

@@ -24,6 +24,7 @@ _STATUS_TEXT = {
     415: "Wrong content type",
     422: "Invalid input",
     429: "Too many attempts",
+    502: "The peer (PBX, mail server, 1C) refused or failed",
     503: "Not ready",
 }
 _ERROR_SCHEMA = {
