@@ -55,8 +55,8 @@ async def senders() -> AsyncIterator[Senders]:
     made: list[SmtpSender] = []
 
     def make(server: SmtpTestServer, **overrides: Any) -> SmtpSender:
-        settings: dict[str, Any] = {"security": "none", "timeout": 5.0} | overrides
-        sender = SmtpSender(SmtpSettings(name="sales", host=server.host, port=server.port, **settings))
+        options: dict[str, Any] = {"security": "none", "timeout": 5.0} | overrides
+        sender = SmtpSender(SmtpSettings(name="sales", host=server.host, port=server.port, **options))
         made.append(sender)
         return sender
 
@@ -127,6 +127,18 @@ async def test_composed_message_arrives_exactly_as_composed(smtp_server: SmtpTes
     assert lines(mail.text) == lines(letter().text)
     assert mail.html is not None and "во вложении" in mail.html
     assert [(a.filename, a.content_type, a.data) for a in mail.attachments] == [(INVOICE, "application/pdf", PDF)]
+
+
+async def test_lines_that_start_with_a_dot_survive_the_transfer(smtp_server: SmtpTestServer, senders: Senders) -> None:
+    text = "Plain ASCII body.\n.\n..two dots\n.hidden line\nend\n"
+    _, raw = compose(letter(text=text, html=None, attachments=()))
+    assert b"\r\n.\r\n" in raw  # a lone dot would end DATA unless the client doubles it
+
+    await senders(smtp_server).send(SALES.address, [CLIENT.address], raw)
+
+    [got] = smtp_server.messages
+    assert got.raw == raw
+    assert lines(arrived(got.raw).text) == text.strip()
 
 
 def test_composed_bytes_are_7bit_with_crlf_line_ends() -> None:

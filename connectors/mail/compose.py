@@ -57,6 +57,8 @@ _OWN_HEADERS = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
+    """A message to send, in the domain's terms; ``compose`` turns it into bytes."""
+
     sender: Address
     to: tuple[Address, ...]
     cc: tuple[Address, ...] = ()
@@ -208,8 +210,8 @@ def _encoded_words(text: str) -> list[str]:
     """``text`` as base64 UTF-8 encoded words, split between characters.
 
     A split goes before a space where one is near (the space starts the next word): decoders
-    drop the gap between two encoded words, as RFC 2047 says, but Python's address parser up
-    to 3.13 keeps it (gh-128110), and a kept gap next to a space is better than one inside a word.
+    drop the gap between two encoded words, as RFC 2047 says, but Python 3.11's address parser
+    keeps it (CPython gh-128110), and a kept gap next to a space is better than one inside a word.
     """
     chunks: list[str] = []
     chunk = ""
@@ -309,7 +311,7 @@ def _set_body(msg: EmailMessage, message: Outgoing) -> None:
                 params=_name_param(attachment),
             )
     for attachment in message.attachments:
-        if attachment in inline:
+        if any(attachment is shown for shown in inline):
             continue
         maintype, subtype = _content_type(attachment)
         cid = f"<{_message_id(attachment.content_id, 'Content-ID')}>" if attachment.content_id else None

@@ -140,20 +140,21 @@ def _header_text(msg: Message, name: str) -> str | None:
 
 
 def _addresses(msg: Message, name: str) -> Iterator[Address]:
-    value = _parsed_header(msg, name)
-    if value is None:
+    """Addresses of a header, display names decoded by RFC 2047 proper: the stdlib's address
+    parser keeps the space between adjacent encoded words, which splits names mid-word."""
+    raw = _raw_header(msg, name)
+    if raw is None:
         return
     seen: set[str] = set()
-    try:
-        pairs = [(a.display_name, a.addr_spec) for a in value.addresses]
-    except Exception:  # unparseable as structured: the lenient parser's best effort
-        pairs = getaddresses([str(value)])
-    for display, spec in pairs:
+    for display, spec in getaddresses([raw]):
         spec = spec.strip()
         if "@" not in spec or spec.lower() in seen:
             continue
         seen.add(spec.lower())
-        yield Address(spec, display.strip())
+        if "=?" in display:
+            with contextlib.suppress(Exception):  # not valid encoded words: keep the text as written
+                display = str(make_header(decode_header(display)))
+        yield Address(spec, " ".join(display.split()))
 
 
 def _ids(value: str | None) -> list[str]:

@@ -259,7 +259,7 @@ class SmtpSender:
     async def _reset(self, smtp: aiosmtplib.SMTP) -> None:
         """RSET after a refusal, so the connection can carry the next message; dropped if that fails."""
         try:
-            pass
+            await smtp.rset(timeout=min(self.settings.timeout, QUIT_TIMEOUT))
         except Exception:
             self._drop()
 
