@@ -39,7 +39,6 @@ import functools
 import io
 import itertools
 import json
-import logging
 import multiprocessing
 import os
 import pstats
@@ -64,6 +63,7 @@ from aiohttp import WSMsgType, web
 from panoramisk.ami_protocol import AMIProtocol
 from sqlalchemy import func, select
 
+from bench.hub_logs import configure_logs
 from bench.lookup import postgresql_database, sqlite_database
 from connectors.ami.frames import Frame, FrameReader
 from crm_core.audit import SYSTEM
@@ -73,7 +73,6 @@ from crm_core.models import Call, Role
 from crm_core.telephony.events import PbxEvent, Ringing
 from crm_core.telephony.tracker import CallTracker
 from crm_core.users import NewUser, UserDirectory
-from hub import logs
 from hub.config import Settings
 from hub.context import HubContext
 from hub.screen_pop import PopHub
@@ -723,29 +722,6 @@ def print_report(rates: Sequence[Rate], runs: Sequence[Run], args: argparse.Name
             print(f"  {count:>6} x {text}")
 
 
-class _WarningTally(logging.Handler):
-    """Counts what the hub logs at WARNING and above, to show it under the table."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.seen: Counter[str] = Counter()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.seen[f"{record.name}: {record.getMessage()}"] += 1
-
-
-def _configure_logs() -> _WarningTally:
-    """As ``hub run`` logs (key=value at INFO), written to /dev/null; warnings also tallied."""
-    logs.configure("INFO")
-    root = logging.getLogger()
-    handler = root.handlers[0]
-    assert isinstance(handler, logging.StreamHandler)
-    handler.setStream(open(os.devnull, "w"))  # noqa: SIM115  # lives as long as the process
-    tally = _WarningTally()
-    root.addHandler(tally)
-    return tally
-
-
 def print_profile(path: str, backend: str) -> None:
     out = io.StringIO()
     stats = pstats.Stats(f"{path}.{backend}", stream=out)
@@ -797,7 +773,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 async def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     rng = random.Random(args.seed)
-    tally = _configure_logs()
+    tally = configure_logs()
     repeats = max(1, 60_000 // sum(len(pbx_events(n)) for n in trace_names()))
     rates = measure_reference_rates(trace_names(), repeats, args.rounds)
     print(f"reference parse: {rates[0].per_second:,.0f} frames/s (panoramisk)", flush=True)

@@ -39,7 +39,6 @@ import argparse
 import asyncio
 import cProfile
 import io
-import logging
 import os
 import pstats
 import random
@@ -67,6 +66,7 @@ if __package__ in (None, ""):  # run as a script: make the repository's packages
 from aioimaplib import aioimaplib
 from sqlalchemy import event, func, select
 
+from bench.hub_logs import WarningTally, configure_logs
 from bench.lookup import postgresql_database, sqlite_database
 from connectors.imap import ImapConnector, MailboxSettings
 from crm_core.audit import SYSTEM
@@ -75,7 +75,6 @@ from crm_core.clients import ClientBook
 from crm_core.mail.events import FetchedMessage
 from crm_core.mail.mail_log import Filed
 from crm_core.mail.models import MailCopy, MailLink, MailMessage, MailQuarantine
-from hub import logs
 from hub.config import Settings
 from hub.context import HubContext
 from hub.mail_ingest import MailIngest
@@ -803,29 +802,6 @@ def print_profile(paths: Sequence[str], backend: str, run: Run) -> None:
         print(out.getvalue())
 
 
-class _WarningTally(logging.Handler):
-    """Counts what the hub logs at WARNING and above, to show it under the table."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.seen: Counter[str] = Counter()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.seen[f"{record.name}: {record.getMessage()}"] += 1
-
-
-def _configure_logs() -> _WarningTally:
-    """As ``hub run`` logs (key=value at INFO), written to /dev/null; warnings also tallied."""
-    logs.configure("INFO")
-    root = logging.getLogger()
-    handler = root.handlers[0]
-    assert isinstance(handler, logging.StreamHandler)
-    handler.setStream(open(os.devnull, "w"))  # noqa: SIM115  # lives as long as the process
-    tally = _WarningTally()
-    root.addHandler(tally)
-    return tally
-
-
 # -- the command --------------------------------------------------------------------------------
 
 
@@ -878,7 +854,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     runs: list[Run] = []
     profiles: list[tuple[list[str], str, Run]] = []
     failures: list[str] = []
-    tally: _WarningTally | None = None
+    tally: WarningTally | None = None
     server = Dovecot()
     try:
         await asyncio.to_thread(server.start)
@@ -893,7 +869,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
             print(f"bare: {', '.join(f'{p.per_second:,.0f}' for p in bare[-args.bare_passes :])} msg/s", flush=True)
 
         await bare_fetch(server, user, uids, args.batch, 60.0)  # warm-up: Dovecot's caches, the page cache
-        tally = _configure_logs()
+        tally = configure_logs()
         await bare_passes()
         plan = [(backend, False) for backend in backends]
         if args.profile:
