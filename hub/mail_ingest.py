@@ -1,8 +1,9 @@
 """Filing what the IMAP connectors fetch: parse, keep the bytes, store, move the checkpoint.
 
-A batch of one folder goes in one transaction together with its checkpoint, so a crash at
-any point leaves either the messages and the checkpoint or neither; a refetch after it
-finds the messages already logged by their place and skips them.  A message that cannot
+A batch of one folder is parsed in one trip to a worker thread and goes in one transaction
+(a few statements for the whole batch) together with its checkpoint, so a crash at any point
+leaves either the messages and the checkpoint or neither; a refetch after it finds the
+messages already logged by their place and skips them.  A message that cannot
 be parsed is quarantined with its raw bytes; it never stops the batch.
 """
 
@@ -18,7 +19,7 @@ from connectors.mail.mime import UnreadableMessage, parse
 from crm_core.blobs import BlobStore
 from crm_core.mail.checkpoints import Checkpoint, Checkpoints
 from crm_core.mail.events import FetchedMessage, ParsedMail
-from crm_core.mail.mail_log import Filed, MailLog, MailRules
+from crm_core.mail.mail_log import Filed, Incoming, MailLog, MailRules
 from hub.context import HubContext
 
 log = logging.getLogger("hub.mail")
@@ -54,38 +55,40 @@ class MailIngest:
         """File messages of one folder (in UID order); None for each quarantined or already read."""
         if not messages:
             return []
-        prepared = [await asyncio.to_thread(self._prepare, m) for m in messages]
-        results: list[Filed | None] = []
-        skipped: set[int] = set()
+        prepared = await asyncio.to_thread(lambda: [self._prepare(m) for m in messages])
         last = messages[-1].location
         async with self.context.transaction() as session:
             mail_log = MailLog(session, self.rules, self.context.rules)
-            for index, item in enumerate(prepared):
-                where = item.fetched.location
-                if await mail_log.already_read(where):
-                    skipped.add(index)
-                    results.append(None)
-                elif item.mail is None:
-                    await mail_log.quarantine(
-                        where, raw_sha256=item.raw_sha256, raw_size=len(item.fetched.raw), error=item.error or ""
+            already = await mail_log.read_of([m.location for m in messages])
+            readable = [p for p in prepared if p.mail is not None and p.fetched.location not in already]
+            filed = await mail_log.file_many(
+                [
+                    Incoming(
+                        p.mail,
+                        p.raw_sha256,
+                        len(p.fetched.raw),
+                        p.attachment_digests,
+                        p.fetched.location,
+                        outgoing=sent_folder,
+                        received_at=p.fetched.internal_date,
                     )
-                    results.append(None)
-                else:
-                    results.append(
-                        await mail_log.file(
-                            item.mail,
-                            raw_sha256=item.raw_sha256,
-                            raw_size=len(item.fetched.raw),
-                            attachment_digests=item.attachment_digests,
-                            location=where,
-                            outgoing=sent_folder,
-                            received_at=item.fetched.internal_date,
-                        )
+                    for p in readable
+                    if p.mail is not None
+                ]
+            )
+            for p in prepared:
+                if p.mail is None and p.fetched.location not in already:
+                    where = p.fetched.location
+                    await mail_log.quarantine(
+                        where, raw_sha256=p.raw_sha256, raw_size=len(p.fetched.raw), error=p.error or ""
                     )
             await Checkpoints(session).advance(last.mailbox, last.folder, last.uidvalidity, last.uid)
-        for index, (item, filed) in enumerate(zip(prepared, results, strict=True)):
-            if index not in skipped:
-                self._log(item, filed)
+        outcome = dict(zip((id(p) for p in readable), filed, strict=True))
+        results: list[Filed | None] = []
+        for p in prepared:
+            if p.fetched.location not in already:
+                self._log(p, outcome.get(id(p)))
+            results.append(outcome.get(id(p)))
         return results
 
     def _prepare(self, fetched: FetchedMessage) -> _Prepared:

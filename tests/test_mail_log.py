@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.audit import SYSTEM
 from crm_core.client_data import ClientIn
 from crm_core.clients import ClientBook
 from crm_core.mail.events import Address, Attachment, Location, ParsedMail
-from crm_core.mail.mail_log import MailLog, MailRules, subject_key
+from crm_core.mail.mail_log import Incoming, MailLog, MailRules, subject_key
 from crm_core.mail.models import MailCopy, MailLink, MailMessage, MailThread
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -146,3 +146,38 @@ async def test_many_addresses_at_once_find_what_one_at_a_time_finds(session: Asy
     one_by_one = {a: await book.find_by_email(a) for a in addresses}
     assert await book.find_by_emails(addresses) == one_by_one
     assert len(one_by_one["SHARED@example.RU"].client_ids) == 2
+
+
+async def test_a_batch_files_in_a_few_statements_and_threads_within_itself(session: AsyncSession) -> None:
+    """A mailbox's first sync brings thousands: the lookups are per batch, not per message."""
+    await ClientBook(session).create(ClientIn(name="Ромашка", emails=[{"address": "ivan@client.example"}]), SYSTEM)
+    log = MailLog(session, RULES)
+    await _file(log, _mail("known@x"), Location("sales", "INBOX", 1, 1))
+    question = _mail("q@x", subject="Когда отгрузка?")
+    batch = [
+        Incoming(_mail(f"m{i}@x", subject=f"Тема {i}"), "b" * 64, 1, (), Location("sales", "INBOX", 1, 10 + i))
+        for i in range(20)
+    ] + [
+        Incoming(question, "c" * 64, 1, (), Location("sales", "INBOX", 1, 40)),
+        Incoming(_mail("a@x", subject="Re: Когда отгрузка?", in_reply_to="q@x"), "d" * 64, 1, (), None),
+        Incoming(question, "c" * 64, 1, (), Location("ivanov", "INBOX", 3, 1)),  # the same, another mailbox
+        Incoming(_mail("known@x"), "a" * 64, 1, (), Location("sales", "INBOX", 1, 1)),  # read before
+    ]
+    statements: list[str] = []
+    connection = await session.connection()
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(connection.sync_engine, "before_cursor_execute", listener)
+    try:
+        filed = await log.file_many(batch)
+    finally:
+        event.remove(connection.sync_engine, "before_cursor_execute", listener)
+    assert [f.duplicate for f in filed[20:]] == [False, False, True, True]
+    assert filed[22].id == filed[20].id and all(f.client_ids for f in filed[:22])
+    lookups = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(lookups) <= 10, "\n".join(s.split("\n")[0][:70] for s in lookups)  # whatever the batch's size
+    question_row, answer_row = (
+        (await session.get(MailMessage, filed[20].id)),
+        await session.get(MailMessage, filed[21].id),
+    )
+    assert question_row is not None and answer_row is not None and question_row.thread_id == answer_row.thread_id
+    assert await session.scalar(select(func.count()).select_from(MailCopy)) == 1 + 20 + 2

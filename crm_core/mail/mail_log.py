@@ -10,15 +10,16 @@ In-Reply-To and References first, the subject within a window after that).
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.clients import ClientBook, MatchRules
+from crm_core.clients import ClientBook, Lookup, MatchRules
 from crm_core.mail.events import Location, ParsedMail
 from crm_core.mail.models import MailAttachment, MailCopy, MailLink, MailMessage, MailQuarantine, MailThread
 from crm_core.models import utcnow
@@ -49,6 +50,20 @@ class MailRules:
 
 
 @dataclass(frozen=True, slots=True)
+class Incoming:
+    """A parsed message ready to file: its bytes' digest, its attachments' digests (None: over
+    the size limit), where it was read (None: sent by the hub itself)."""
+
+    mail: ParsedMail
+    raw_sha256: str
+    raw_size: int
+    attachment_digests: tuple[str | None, ...]
+    location: Location | None
+    outgoing: bool = False  # the Sent folder, or mail the hub sent
+    received_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Filed:
     id: int
     duplicate: bool  # already logged (from another mailbox or an earlier fetch)
@@ -63,18 +78,26 @@ class MailLog:
 
     async def already_read(self, location: Location) -> bool:
         """This copy was logged or quarantined before (a refetch after a crash or a restart)."""
-        for table in (MailCopy, MailQuarantine):
-            found = await self.session.scalar(
-                select(table.id).where(
-                    table.mailbox == location.mailbox,
-                    table.folder == location.folder,
-                    table.uidvalidity == location.uidvalidity,
-                    table.uid == location.uid,
+        return location in await self.read_of([location])
+
+    async def read_of(self, locations: Sequence[Location]) -> set[Location]:
+        """Those of ``locations`` logged or quarantined before: two statements per folder."""
+        found: set[Location] = set()
+        folders: dict[tuple[str, str, int], list[int]] = defaultdict(list)
+        for where in locations:
+            folders[(where.mailbox, where.folder, where.uidvalidity)].append(where.uid)
+        for (mailbox, folder, uidvalidity), uids in folders.items():
+            for table in (MailCopy, MailQuarantine):
+                rows = await self.session.scalars(
+                    select(table.uid).where(
+                        table.mailbox == mailbox,
+                        table.folder == folder,
+                        table.uidvalidity == uidvalidity,
+                        table.uid.in_(uids),
+                    )
                 )
-            )
-            if found is not None:
-                return True
-        return False
+                found.update(Location(mailbox, folder, uidvalidity, uid) for uid in rows)
+        return found
 
     async def file(
         self,
@@ -87,25 +110,75 @@ class MailLog:
         outgoing: bool = False,
         received_at: datetime | None = None,
     ) -> Filed:
-        """Store a message once; a copy already known only adds where it was seen.
+        """Store one message (see ``file_many``)."""
+        incoming = Incoming(mail, raw_sha256, raw_size, tuple(attachment_digests), location, outgoing, received_at)
+        return (await self.file_many([incoming]))[0]
 
-        ``attachment_digests`` gives each of ``mail.attachments`` its digest in the blob
-        store (None when it was over the size limit); ``outgoing`` is set for the Sent
-        folder and for mail the hub sent itself.
+    async def file_many(self, batch: Sequence[Incoming]) -> list[Filed]:
+        """Store messages once each, in a few statements per batch whatever its size; a message
+        already known (by Message-ID, or its bytes when it has none) only adds where it was seen.
+
+        If another node stored one of them meanwhile (a unique key says so), the batch is
+        stored again one message at a time, each finding what the other node stored.
         """
-        dedup_key = mail.message_id or f"sha256:{raw_sha256}"
-        existing = await self.session.scalar(select(MailMessage).where(MailMessage.dedup_key == dedup_key))
-        if existing is not None:
-            await self._add_copy(existing.id, location)
-            return Filed(existing.id, duplicate=True)
-        when = mail.sent_at or received_at or utcnow()
-        links = await self._links(mail)
-        message = MailMessage(
-            dedup_key=dedup_key,
+        if len(batch) > 1:
+            try:
+                async with self.session.begin_nested():
+                    return await self._file_batch(batch)
+            except IntegrityError:
+                return [(await self.file_many([one]))[0] for one in batch]
+        try:
+            async with self.session.begin_nested():
+                return await self._file_batch(batch)
+        except IntegrityError:  # stored by another node a moment ago: now it is known
+            return await self._file_batch(batch)
+
+    # -- private ---------------------------------------------------------------------
+
+    async def _file_batch(self, batch: Sequence[Incoming]) -> list[Filed]:
+        keys = [_dedup_key(item) for item in batch]
+        rows = await self.session.execute(
+            select(MailMessage.dedup_key, MailMessage.id).where(MailMessage.dedup_key.in_(set(keys)))
+        )
+        known: dict[str, int] = {key: message_id for key, message_id in rows}
+        fresh = [(key, item) for key, item in zip(keys, batch, strict=True) if key not in known]
+        fresh = list({key: (key, item) for key, item in reversed(fresh)}.values())[::-1]  # first of repeats
+        lookups = await ClientBook(self.session, self.match).find_by_emails(
+            a.address for _, item in fresh for a in item.mail.participants if not self._is_own(a.address)
+        )
+        whens = [item.mail.sent_at or item.received_at or utcnow() for _, item in fresh]
+        threads = _Threads(self.session, self.rules.thread_window)
+        await threads.prepare([item.mail for _, item in fresh], whens)
+        stored: dict[str, tuple[MailMessage, tuple[int, ...]]] = {}
+        for (key, item), when in zip(fresh, whens, strict=True):
+            links = self._links(item.mail, lookups)
+            message = self._message(key, item, links)
+            message.thread = threads.thread_for(item.mail, when)
+            self.session.add(message)
+            stored[key] = (message, tuple(dict.fromkeys(c for c, _ in links)))
+        await self.session.flush()
+        results: list[Filed] = []
+        located: list[tuple[int, Location]] = []
+        for key, item in zip(keys, batch, strict=True):
+            if key in stored:  # new: the first of its repeats in the batch is reported as such
+                message, client_ids = stored.pop(key)
+                known[key] = message.id
+                results.append(Filed(message.id, duplicate=False, client_ids=client_ids))
+            else:
+                results.append(Filed(known[key], duplicate=True))
+            if item.location is not None:
+                located.append((results[-1].id, item.location))
+        await self._add_copies(located)
+        return results
+
+    def _message(self, key: str, item: Incoming, links: dict[tuple[int, int | None], str]) -> MailMessage:
+        mail = item.mail
+        return MailMessage(
+            dedup_key=key,
             message_id=mail.message_id,
             in_reply_to=mail.in_reply_to,
             references=list(mail.references),
-            direction="out" if outgoing or self._is_own(mail.sender.address if mail.sender else None) else "in",
+            direction="out" if item.outgoing or self._is_own(mail.sender.address if mail.sender else None) else "in",
             subject=mail.subject,
             sender_address=mail.sender.address if mail.sender else None,
             sender_name=mail.sender.name if mail.sender else "",
@@ -115,12 +188,12 @@ class MailLog:
                 for a in group
             ],
             sent_at=mail.sent_at,
-            received_at=received_at or utcnow(),
+            received_at=item.received_at or utcnow(),
             text_body=mail.text,
             html_body=mail.html,
             remote_images=mail.remote_images,
-            raw_sha256=raw_sha256,
-            raw_size=raw_size,
+            raw_sha256=item.raw_sha256,
+            raw_size=item.raw_size,
             defects=list(mail.defects),
             awaiting_triage=not links,
             attachments=[
@@ -132,22 +205,39 @@ class MailLog:
                     content_id=a.content_id,
                     inline=a.inline,
                 )
-                for a, digest in zip(mail.attachments, attachment_digests, strict=True)
+                for a, digest in zip(mail.attachments, item.attachment_digests, strict=True)
             ],
             links=[MailLink(client_id=c, contact_id=p, address=addr) for (c, p), addr in links.items()],
         )
-        message.thread_id = (await self._thread_for(mail, when)).id
-        try:
-            async with self.session.begin_nested():
-                self.session.add(message)
-        except IntegrityError:  # another mailbox's task stored the same message a moment ago
-            stored = await self.session.scalar(select(MailMessage.id).where(MailMessage.dedup_key == dedup_key))
-            if stored is None:
-                raise
-            await self._add_copy(stored, location)
-            return Filed(stored, duplicate=True)
-        await self._add_copy(message.id, location)
-        return Filed(message.id, duplicate=False, client_ids=tuple(dict.fromkeys(c for c, _ in links)))
+
+    def _is_own(self, address: str | None) -> bool:
+        return address is not None and address.rpartition("@")[2].lower() in self.rules.own_domains
+
+    def _links(self, mail: ParsedMail, lookups: dict[str, Lookup]) -> dict[tuple[int, int | None], str]:
+        """(client, contact) -> the address that put the message there, for every outside participant."""
+        links: dict[tuple[int, int | None], str] = {}
+        for address in (a.address for a in mail.participants if not self._is_own(a.address)):
+            for candidate in lookups[address].candidates:
+                links.setdefault((candidate.client_id, candidate.contact_id), address)
+        return links
+
+    async def _add_copies(self, located: Sequence[tuple[int, Location]]) -> None:
+        already = await self.read_of([where for _, where in located])
+        seen: set[Location] = set()
+        for message_id, where in located:
+            if where in already or where in seen:
+                continue
+            seen.add(where)
+            self.session.add(
+                MailCopy(
+                    message_id=message_id,
+                    mailbox=where.mailbox,
+                    folder=where.folder,
+                    uidvalidity=where.uidvalidity,
+                    uid=where.uid,
+                )
+            )
+        await self.session.flush()
 
     async def quarantine(self, location: Location, *, raw_sha256: str, raw_size: int, error: str) -> None:
         """Keep an unreadable message's place and reason (its bytes are in the blob store)."""
@@ -166,56 +256,73 @@ class MailLog:
         )
         await self.session.flush()
 
-    # -- private ---------------------------------------------------------------------
 
-    def _is_own(self, address: str | None) -> bool:
-        return address is not None and address.rpartition("@")[2].lower() in self.rules.own_domains
+def _dedup_key(item: Incoming) -> str:
+    return item.mail.message_id or f"sha256:{item.raw_sha256}"
 
-    async def _links(self, mail: ParsedMail) -> dict[tuple[int, int | None], str]:
-        """(client, contact) -> the address that put the message there, for every outside participant."""
-        outside = [a.address for a in mail.participants if not self._is_own(a.address)]
-        lookups = await ClientBook(self.session, self.match).find_by_emails(outside)
-        links: dict[tuple[int, int | None], str] = {}
-        for address in outside:
-            for candidate in lookups[address].candidates:
-                links.setdefault((candidate.client_id, candidate.contact_id), address)
-        return links
 
-    async def _thread_for(self, mail: ParsedMail, when: datetime) -> MailThread:
+class _Threads:
+    """Which thread each message of a batch continues, found with three statements for the batch.
+
+    Messages of the same batch find each other too (a reply fetched with its question).
+    """
+
+    def __init__(self, session: AsyncSession, window: timedelta) -> None:
+        self.session = session
+        self.window = window
+        self._by_message_id: dict[str, MailThread] = {}
+        self._by_parent: dict[str, MailThread] = {}  # in_reply_to of stored messages -> their thread
+        self._by_subject: dict[str, list[MailThread]] = defaultdict(list)
+
+    async def prepare(self, mails: Sequence[ParsedMail], whens: Sequence[datetime]) -> None:
+        referenced = {i for m in mails for i in (m.in_reply_to, *m.references) if i}
+        own_ids = {m.message_id for m in mails if m.message_id}
+        keys = {k for m in mails if (k := subject_key(m.subject))}
+        pairs: list[tuple[str | None, int]] = []
+        if referenced:
+            pairs += [
+                (mid, tid)
+                for mid, tid in await self.session.execute(
+                    select(MailMessage.message_id, MailMessage.thread_id).where(MailMessage.message_id.in_(referenced))
+                )
+            ]
+        children: list[tuple[str | None, int]] = []
+        if own_ids:
+            children = [
+                (parent, tid)
+                for parent, tid in await self.session.execute(
+                    select(MailMessage.in_reply_to, MailMessage.thread_id).where(MailMessage.in_reply_to.in_(own_ids))
+                )
+            ]
+        thread_ids = {tid for _, tid in pairs + children}
+        threads = {t.id: t for t in await self.session.scalars(select(MailThread).where(MailThread.id.in_(thread_ids)))}
+        if keys:
+            since = min(whens) - self.window
+            for thread in await self.session.scalars(
+                select(MailThread).where(MailThread.subject_key.in_(keys), MailThread.last_at >= since)
+            ):
+                threads.setdefault(thread.id, thread)
+                self._by_subject[thread.subject_key].append(thread)
+        self._by_message_id = {mid: threads[tid] for mid, tid in pairs if mid}
+        self._by_parent = {parent: threads[tid] for parent, tid in children if parent}
+
+    def thread_for(self, mail: ParsedMail, when: datetime) -> MailThread:
         ids = [i for i in (mail.in_reply_to, *reversed(mail.references)) if i]
-        conditions = [MailMessage.message_id.in_(ids)] if ids else []
-        if mail.message_id:  # a reply that arrived before this message already started the thread
-            conditions.append(MailMessage.in_reply_to == mail.message_id)
-        thread_id = None
-        if conditions:
-            thread_id = await self.session.scalar(select(MailMessage.thread_id).where(or_(*conditions)).limit(1))
+        thread = next((self._by_message_id[i] for i in ids if i in self._by_message_id), None)
+        if thread is None and mail.message_id:
+            thread = self._by_parent.get(mail.message_id)
         key = subject_key(mail.subject)
-        thread = await self.session.get(MailThread, thread_id) if thread_id is not None else None
         if thread is None and key:
-            thread = await self.session.scalar(
-                select(MailThread)
-                .where(MailThread.subject_key == key, MailThread.last_at >= when - self.rules.thread_window)
-                .order_by(MailThread.last_at.desc())
-                .limit(1)
-            )
+            recent = [t for t in self._by_subject[key] if t.last_at >= when - self.window]
+            thread = max(recent, key=lambda t: t.last_at, default=None)
         if thread is None:
             thread = MailThread(subject=mail.subject, subject_key=key, started_at=when, last_at=when)
-            self.session.add(thread)
-            await self.session.flush()
+            if key:
+                self._by_subject[key].append(thread)
         elif when > thread.last_at:
             thread.last_at = when
+        if mail.message_id:
+            self._by_message_id[mail.message_id] = thread
+        if mail.in_reply_to:
+            self._by_parent.setdefault(mail.in_reply_to, thread)
         return thread
-
-    async def _add_copy(self, message_id: int, location: Location | None) -> None:
-        if location is None or await self.already_read(location):
-            return
-        self.session.add(
-            MailCopy(
-                message_id=message_id,
-                mailbox=location.mailbox,
-                folder=location.folder,
-                uidvalidity=location.uidvalidity,
-                uid=location.uid,
-            )
-        )
-        await self.session.flush()

@@ -49,6 +49,7 @@ class MailMessage(Base):
     defects: Mapped[list[str]] = mapped_column(Json, default=list)
     awaiting_triage: Mapped[bool] = mapped_column(default=False, index=True)  # linked to no client yet
 
+    thread: Mapped[MailThread] = relationship(lazy="raise")
     attachments: Mapped[list[MailAttachment]] = relationship(
         lazy="raise", cascade="all, delete-orphan", order_by="MailAttachment.id"
     )
