@@ -86,6 +86,7 @@ class MailboxSettings(BaseModel):
     host: str
     port: int | None = Field(None, ge=1, le=65535)  # default: 993 for tls, 143 otherwise
     security: Literal["tls", "starttls", "none"] = "tls"
+    tls_ca_file: Path | None = None  # a private CA (PEM) for a server no public CA signed
     username: str
     password: SecretStr
     # Folders to follow; by default INBOX and the folder the server marks \Sent (SPECIAL-USE).

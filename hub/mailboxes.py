@@ -25,6 +25,7 @@ def imap_settings(mailbox: MailboxSettings) -> ImapSettings:
         timeout=mailbox.timeout_seconds,
         backoff_initial=mailbox.reconnect_min_seconds,
         backoff_max=mailbox.reconnect_max_seconds,
+        ca_file=str(mailbox.tls_ca_file) if mailbox.tls_ca_file else None,
     )
 
 

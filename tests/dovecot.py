@@ -93,8 +93,21 @@ class Dovecot:
     ``<root>/mail/<user>``, owned by the ``dovecot`` user as the static userdb says.
     """
 
-    def __init__(self, mailboxes: Mapping[str, str] | None = None) -> None:
-        """``mailboxes`` maps folder names to SPECIAL-USE flags that every user has (default: ``DEFAULT_MAILBOXES``)."""
+    def __init__(
+        self,
+        mailboxes: Mapping[str, str] | None = None,
+        *,
+        tls: tuple[Path, Path] | None = None,
+        capability: str | None = None,
+    ) -> None:
+        """``mailboxes`` maps folder names to SPECIAL-USE flags that every user has (default: ``DEFAULT_MAILBOXES``).
+
+        ``tls`` is ``(cert.pem, key.pem)``: the port then offers STARTTLS (plaintext logins stay
+        allowed, for the helpers here). ``capability`` replaces what IMAP advertises, e.g. a list
+        without IDLE for a server clients must poll.
+        """
+        self._tls = tls
+        self._capability = capability
         self._root = Path(tempfile.mkdtemp(prefix="hub-dovecot-"))
         _unclosed.add(self)
         # Dovecot's unprivileged processes (dovecot, dovenull) must reach base_dir's sockets and
@@ -418,6 +431,11 @@ class Dovecot:
 
     def _write_config(self, port: int) -> None:
         root = self._root
+        ssl = "ssl = no"
+        if self._tls is not None:
+            cert, key = self._tls
+            ssl = f"ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}"
+        capability = f"  imap_capability = {self._capability}\n" if self._capability else ""
         mailboxes = "".join(
             f'  mailbox "{_config_escape(name)}" {{\n    special_use = {use}\n'
             + ("    auto = subscribe\n" if auto else "")
@@ -432,7 +450,7 @@ state_dir = {root}/state
 log_path = {root}/dovecot.log
 protocols = imap
 listen = {HOST}
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_verbose = yes
@@ -462,7 +480,7 @@ namespace inbox {{
 protocol imap {{
   # The default of 10 sessions per user and IP is too few for a client with a session per folder.
   mail_max_userip_connections = 100
-}}
+{capability}}}
 service imap-login {{
   chroot =
   inet_listener imap {{

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from connectors.imap import ImapConnector, MailboxSettings
@@ -19,6 +20,7 @@ from hub.context import HubContext
 from hub.mail_ingest import MailIngest
 from tests.dovecot import Dovecot, MailUser
 from tests.mail_corpus import corpus
+from tests.smtp_server import self_signed_cert
 
 
 def _message(subject: str = "Счёт на оплату", sender: str = "ivan@client.example") -> bytes:
@@ -199,3 +201,59 @@ async def test_mail_in_the_sent_folder_is_outgoing(
         await _eventually(lambda: _count_is(hub_context, MailMessage, 1))
     async with hub_context.reading() as session:
         assert await session.scalar(select(MailMessage.direction)) == "out"
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    files = self_signed_cert(tmp_path)
+    if files is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    for path in files:
+        path.chmod(0o644)
+    return files
+
+
+@pytest.fixture
+def tls_dovecot(certificate: tuple[Path, Path]) -> Iterator[Dovecot]:
+    server = Dovecot(tls=certificate)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+async def test_starttls_is_used_and_verified_and_never_skipped(
+    hub_context: HubContext, tls_dovecot: Dovecot, dovecot: Dovecot, certificate: tuple[Path, Path]
+) -> None:
+    user = tls_dovecot.add_user("sales", "secret-1")
+    settings = _settings(tls_dovecot, user, security="starttls", ca_file=str(certificate[0]))
+    async with following(hub_context, settings) as connector:
+        await _eventually(lambda: _idle(connector))
+        await _append(tls_dovecot, user, _message())
+        await _eventually(lambda: _count_is(hub_context, MailMessage, 1))
+    assert "TLS" in tls_dovecot.log()  # the session was encrypted
+
+    plain_only = dovecot.add_user("other", "secret-2")  # a server that offers no STARTTLS
+    async with following(hub_context, _settings(dovecot, plain_only, security="starttls")) as refusing:
+        await _eventually(lambda: _failed_with(refusing, "STARTTLS"))
+    assert "Login: user=<other>" not in dovecot.log()  # the password never went out in clear
+
+
+async def _failed_with(connector: ImapConnector, text: str) -> bool:
+    return text in (connector.status.last_error or "")
+
+
+async def test_a_server_without_idle_is_polled(hub_context: HubContext) -> None:
+    with Dovecot(capability="IMAP4rev1 LITERAL+ UIDPLUS SPECIAL-USE") as server:
+        user = server.add_user("sales", "secret")
+        async with following(hub_context, _settings(server, user, poll_seconds=0.3)) as connector:
+            await _eventually(lambda: _polling(connector))
+            await _append(server, user, _message())
+            took = await _eventually(lambda: _count_is(hub_context, MailMessage, 1))
+    assert took < 2.0
+
+
+async def _polling(connector: ImapConnector) -> bool:
+    status = connector.status.folders.get("INBOX")
+    return status is not None and status.connected and not status.idle and status.last_checked_at is not None

@@ -22,3 +22,4 @@ class MailboxSettings:
     backoff_max: float = 300.0
     fetch_batch: int = 50  # messages per UID FETCH and per transaction
     verify_tls: bool = True
+    ca_file: str | None = None  # a private CA's certificates (PEM), for a server not signed by a public one
