@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from connectors.mail.mime import UnreadableMessage, parse
@@ -52,14 +52,36 @@ class MailIngest:
             return await Checkpoints(session).get(mailbox, folder)
 
     async def deliver(self, sent_folder: bool, messages: Sequence[FetchedMessage]) -> list[Filed | None]:
-        """File messages of one folder (in UID order); None for each quarantined or already read."""
+        """File messages of one folder (in UID order); None for each quarantined or already read.
+
+        A message the database refuses (a bug, a value it cannot store) must not stall its
+        folder: the batch is then stored one message at a time, and one that still fails is
+        quarantined with the reason.  If even that fails, the database itself is away: the
+        error goes up and the connector reads the batch again later.
+        """
         if not messages:
             return []
         prepared = await asyncio.to_thread(lambda: [self._prepare(m) for m in messages])
-        last = messages[-1].location
+        try:
+            return await self._store(sent_folder, prepared)
+        except Exception:
+            if len(prepared) == 1 and prepared[0].mail is None:
+                raise
+            log.exception("mail batch not stored; storing its messages one by one")
+        results: list[Filed | None] = []
+        for item in prepared:
+            try:
+                results += await self._store(sent_folder, [item])
+            except Exception as exc:
+                refused = replace(item, mail=None, error=f"could not be stored: {type(exc).__name__}: {exc}")
+                results += await self._store(sent_folder, [refused])
+        return results
+
+    async def _store(self, sent_folder: bool, prepared: Sequence[_Prepared]) -> list[Filed | None]:
+        last = prepared[-1].fetched.location
         async with self.context.transaction() as session:
             mail_log = MailLog(session, self.rules, self.context.rules)
-            already = await mail_log.read_of([m.location for m in messages])
+            already = await mail_log.read_of([p.fetched.location for p in prepared])
             readable = [p for p in prepared if p.mail is not None and p.fetched.location not in already]
             filed = await mail_log.file_many(
                 [

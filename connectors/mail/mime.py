@@ -114,7 +114,8 @@ def _raw_header(msg: Message, name: str) -> str | None:
             text = str(value)
             if _SURROGATES.search(text):
                 text = charsets.decode(text.encode("ascii", "surrogateescape"))[0]
-            return _ENCODED_WORD_CHARSET.sub(_canonical_charset, "".join(text.splitlines()))
+            text = "".join(text.splitlines()).replace("\x00", "")  # NUL: no database stores it in text
+            return _ENCODED_WORD_CHARSET.sub(_canonical_charset, text)
     return None
 
 
