@@ -14,7 +14,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import CompoundSelect, Row, Select, and_, bindparam, case, literal_column, or_, select, true, union_all
+from sqlalchemy import (
+    BindParameter,
+    CompoundSelect,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    case,
+    literal_column,
+    or_,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit, emails, phones
@@ -124,7 +137,7 @@ _PHONES_BY_SUFFIX = _holders_of(
 _PHONES_BY_DIGITS = _holders_of(Phone, Phone.digits_rev == bindparam("digits"), _EXACT_E164, Phone.e164, Phone.raw)
 _EMAILS_LOWERED = _holders_of(Email, Email.address_lower == bindparam("address"), true(), Email.address)
 _EMAILS_FOLDED = _holders_of(Email, Email.address_folded == bindparam("address"), true(), Email.address)
-_ADDRESSES = bindparam("addresses", expanding=True)
+_ADDRESSES: BindParameter[list[str]] = bindparam("addresses", expanding=True)
 _EMAILS_IN_LOWERED = _holders_of(
     Email, Email.address_lower.in_(_ADDRESSES), true(), Email.address, Email.address_lower.label("key")
 ).limit(None)

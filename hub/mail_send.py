@@ -111,7 +111,9 @@ class MailSender:
         """Recipients, subject and threading headers, resolved against the log and the cards."""
         async with self.context.reading() as session:
             to = list(draft.to)
-            in_reply_to, references, subject = None, (), draft.subject
+            in_reply_to: str | None = None
+            references: tuple[str, ...] = ()
+            subject = draft.subject
             if draft.reply_to is not None:
                 parent = await Correspondence(session).get(draft.reply_to)
                 in_reply_to, references = reply_headers(parent.message_id, parent.references)

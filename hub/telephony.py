@@ -42,7 +42,8 @@ LOG_BATCH = 200  # calls written in one transaction when a backlog has built up
 
 
 class Connector(Protocol):
-    connected: bool
+    @property
+    def connected(self) -> bool: ...
 
     async def run(self) -> None: ...
     async def stop(self) -> None: ...

@@ -298,7 +298,10 @@ def _set_body(msg: EmailMessage, message: Outgoing) -> None:
     inline = [a for a in message.attachments if a.inline and a.content_id and message.html is not None]
     if message.html is not None:
         msg.add_alternative(message.html, subtype="html")
-        html_part = msg.get_payload()[1]
+        parts = msg.get_payload()
+        assert isinstance(parts, list)  # add_alternative made the message multipart
+        html_part = parts[1]
+        assert isinstance(html_part, EmailMessage)
         for attachment in inline:
             maintype, subtype = _content_type(attachment)
             html_part.add_related(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Literal
 
 import nh3
 
@@ -85,7 +86,12 @@ def _keep(_tag: str, attribute: str, value: str) -> str | None:
     return value
 
 
-def _clean(html: str, attribute_filter: Callable[[str, str, str], str | None], *, relative: str) -> str:
+def _clean(
+    html: str,
+    attribute_filter: Callable[[str, str, str], str | None],
+    *,
+    relative: Literal["pass_through", "deny"],
+) -> str:
     return nh3.clean(
         html,
         tags=_TAGS,

@@ -220,7 +220,7 @@ def _payload(part: Message, body: _Body) -> bytes:
     with spaces before its soft line breaks (both are common and readable)."""
     # The payload as the parser kept it (8-bit bytes as surrogates); get_payload() without
     # decoding would already have decoded those bytes with the declared charset, lossily.
-    raw = part._payload  # noqa: SLF001
+    raw = getattr(part, "_payload", None)
     if not isinstance(raw, str):
         return b""
     data = raw.encode("ascii", "surrogateescape")

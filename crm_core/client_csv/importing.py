@@ -159,7 +159,8 @@ async def _reject_existing_requisites(book: ClientBook, parsed: ParsedCsv) -> No
             .order_by(Client.id)
         )
         for client_id, name, inn, kpp in result:
-            existing.setdefault((inn, kpp), (client_id, name))
+            if inn is not None:  # always: the query asked for these INNs
+                existing.setdefault((inn, kpp), (client_id, name))
     title = requisite_title(parsed.columns)
     for row in parsed.rows:
         if row.requisites in existing:

@@ -25,7 +25,10 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = make_engine(context.config.get_main_option("sqlalchemy.url"))
+    url = context.config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no sqlalchemy.url: migrations run through crm_core.migrate, which sets it")
+    engine = make_engine(url)
     try:
         async with engine.connect() as conn:
             await conn.run_sync(_run)

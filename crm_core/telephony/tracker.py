@@ -181,8 +181,8 @@ class CallTracker:
         if state:
             channel.state = state
         number = meaningful(event.get(prefix + "CallerIDNum"))
-        name = meaningful(event.get(prefix + "CallerIDName"))
-        call.note_caller_id(channel, number, name)
+        caller_name = meaningful(event.get(prefix + "CallerIDName"))
+        call.note_caller_id(channel, number, caller_name)
         return channel
 
     # -- legs ----------------------------------------------------------------------------

@@ -60,5 +60,6 @@ async def authenticate(request: web.Request, session: AsyncSession) -> User | No
                 text='{"error": "cross_origin", "message": "cross-site request refused"}',
                 content_type="application/json",
             )
-    request[USER] = user
+    if user is not None:
+        request[USER] = user
     return user

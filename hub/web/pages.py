@@ -22,7 +22,7 @@ _env = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
 )
 
-TEXTS = {
+TEXTS: dict[str, dict[str, Any]] = {
     "ru": {
         "login_title": "Вход",
         "username": "Имя пользователя",

@@ -7,7 +7,7 @@ responses against them, so the document stays true.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -26,7 +26,7 @@ class _In(BaseModel):
 def _partial(model: type[BaseModel], name: str, **extra: Any) -> type[BaseModel]:
     """The same fields, each optional: only those sent are changed."""
     fields: dict[str, Any] = {
-        key: (info.annotation | None, Field(None, description=info.description))
+        key: (Optional[info.annotation], Field(None, description=info.description))  # noqa: UP045  (a runtime type)
         for key, info in model.model_fields.items()
     }
     fields.update(extra)
