@@ -69,6 +69,7 @@ async def note_call(request: web.Request, body: CallNotes) -> web.Response:
     body=OriginateIn,
     response=OriginateOut,
     errors=(409, 422, 503),
+    own_transactions=True,  # waits for the PBX: no write lock held meanwhile
 )
 async def originate(request: web.Request, body: OriginateIn) -> web.Response:
     user = current_user(request)
@@ -110,8 +111,11 @@ async def _number_to_call(request: web.Request, body: OriginateIn) -> str:
         return e164
     if body.client_id is None:
         raise InvalidInput("give a number or a client", field="number")
-    client = await ClientBook(session_of(request), request.app[CONTEXT].rules).get(body.client_id)
-    numbers = [p.e164 for p in client.phones if p.e164 and (body.contact_id is None or p.contact_id == body.contact_id)]
+    async with request.app[CONTEXT].reading() as session:
+        client = await ClientBook(session, request.app[CONTEXT].rules).get(body.client_id)
+        numbers = [
+            p.e164 for p in client.phones if p.e164 and (body.contact_id is None or p.contact_id == body.contact_id)
+        ]
     if not numbers:
         raise InvalidInput("this card has no phone number to call", field="client_id")
     return numbers[0]
