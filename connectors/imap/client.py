@@ -11,6 +11,7 @@ a command left pending would block the next one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import ssl
 from collections.abc import Awaitable, Sequence
@@ -177,9 +178,9 @@ class ImapSession:
         """Log out politely (briefly), then drop the connection whatever happened."""
         try:
             if not self.lost.is_set():
-                await asyncio.wait_for(self._client.logout(), 5)
-        except Exception:  # a dying connection's logout may fail in many ways; it is closed below
-            pass
+                # A dying connection's logout may fail in many ways; it is closed below anyway.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._client.logout(), 5)
         finally:
             self.abort()
 

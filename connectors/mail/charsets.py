@@ -59,17 +59,20 @@ def decode(data: bytes, declared: str | None = None) -> tuple[str, str]:
     if _mostly_utf8(text):  # UTF-8 with 8-bit bytes is no accident, whatever was declared
         return text, "utf-8"
     if codec is not None and codec not in ("utf-8", "ascii"):
-        try:
-            text = data.decode(codec)
-        except UnicodeDecodeError:
-            pass
-        else:
-            if not _ODD.search(text):  # a claim the bytes bear out is believed
-                return text, codec
+        claimed = _strictly(data, codec)
+        if claimed is not None and not _ODD.search(claimed):  # a claim the bytes bear out is believed
+            return claimed, codec
     text, guessed, _ = _best_single_byte(data)
     if guessed:
         return text, guessed
     return data.decode("utf-8", "replace"), "utf-8"
+
+
+def _strictly(data: bytes, codec: str) -> str | None:
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError:
+        return None
 
 
 def _mostly_utf8(text: str) -> bool:
