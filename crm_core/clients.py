@@ -32,9 +32,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core import audit, emails, phones
 from crm_core.audit import Actor
-from crm_core.client_data import ClientIn, ContactIn, client_to_input, person_name
+from crm_core.client_data import ClientIn, ContactIn, client_to_dict, client_to_input, person_name
 from crm_core.errors import Conflict, InvalidInput, NotFound
 from crm_core.models import Client, ClientTag, Contact, Email, Phone, User, utcnow
+from crm_core.outbox import Event, publish
 from crm_core.paging import Page, fetch_page
 
 MAX_CANDIDATES = 50
@@ -328,6 +329,7 @@ class ClientBook:
         self.session.add(client)
         await self.session.flush()
         audit.record(self.session, actor, "create", "client", client.id, source=source)
+        await publish(self.session, Event("client.created", client_to_dict(client), client.id))
         return client
 
     async def update(
@@ -356,6 +358,7 @@ class ClientBook:
         client.updated_at = utcnow()
         await self.session.flush()
         audit.record(self.session, actor, "update", "client", client.id, changed=diff)
+        await publish(self.session, Event("client.updated", {**client_to_dict(client), "changed": diff}, client.id))
         return client, diff
 
     async def delete(self, client_id: int, actor: Actor) -> None:
@@ -364,6 +367,7 @@ class ClientBook:
         client.deleted_at = utcnow()
         client.version += 1
         audit.record(self.session, actor, "delete", "client", client.id, name=client.name)
+        await publish(self.session, Event("client.deleted", {"id": client.id, "name": client.name}, client.id))
 
     async def _check_rules(self, data: ClientIn, exclude_id: int | None) -> None:
         if data.owner_id is not None and await self.session.get(User, data.owner_id) is None:

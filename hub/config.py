@@ -118,6 +118,16 @@ class MailSettings(BaseModel):
         return [d.strip().lower().lstrip("@") for d in value if d.strip()]
 
 
+class WebhookSettings(BaseModel):
+    """Outgoing webhooks: ``[webhooks]``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    allow_private: bool = False  # let subscriptions target private and loopback addresses (a LAN receiver)
+    timeout_seconds: float = Field(10.0, gt=0)
+    concurrency: int = Field(8, ge=1, le=256)
+
+
 class ScreenPopSettings(BaseModel):
     """When an operator's screen pops: as the phone rings (default) or once they answer."""
 
@@ -158,6 +168,7 @@ class Settings(BaseSettings):
     screen_pop: ScreenPopSettings = ScreenPopSettings()
     mailbox: list[MailboxSettings] = Field(default_factory=list)
     mail: MailSettings = MailSettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
     @field_validator("default_region")
     @classmethod

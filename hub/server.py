@@ -18,6 +18,7 @@ from hub.mail import Mail
 from hub.screen_pop import PopHub
 from hub.telephony import Telephony
 from hub.web.app import make_app
+from webhooks.dispatcher import Dispatcher
 
 log = logging.getLogger("hub")
 ADMIN_PASSWORD_FILE = "initial-admin-password"
@@ -55,6 +56,7 @@ async def serve(settings: Settings) -> None:
     runner: web.AppRunner | None = None
     telephony: Telephony | None = None
     mail: Mail | None = None
+    webhooks: Dispatcher | None = None
     try:
         password = await ensure_admin(context)
         pops = PopHub()
@@ -67,6 +69,13 @@ async def serve(settings: Settings) -> None:
             await telephony.start()
         if mail is not None:
             await mail.start()
+        webhooks = Dispatcher(
+            context,
+            allow_private=settings.webhooks.allow_private,
+            timeout=settings.webhooks.timeout_seconds,
+            concurrency=settings.webhooks.concurrency,
+        )
+        webhooks.start()
         url = base_url(settings)
         log.info("hub is listening", extra={"fields": {"url": url, "database": context.engine.url.render_as_string()}})
         print(f"The hub is running at {url}/", flush=True)
@@ -81,6 +90,8 @@ async def serve(settings: Settings) -> None:
         await _wait_for_stop()
         log.info("stopping")
     finally:
+        if webhooks is not None:
+            await webhooks.stop()
         if mail is not None:
             await mail.stop()
         if telephony is not None:

@@ -26,6 +26,7 @@ TABLES = {
     "client_tags",
     "clients",
     "contacts",
+    "dispatch_cursors",
     "emails",
     "mail_attachments",
     "mail_checkpoints",
@@ -34,9 +35,12 @@ TABLES = {
     "mail_messages",
     "mail_quarantine",
     "mail_threads",
+    "outbox_events",
     "phones",
     "users",
     "web_sessions",
+    "webhook_deliveries",
+    "webhook_subscriptions",
 }
 
 

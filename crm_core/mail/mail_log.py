@@ -23,6 +23,7 @@ from crm_core.clients import ClientBook, Lookup, MatchRules
 from crm_core.mail.events import Location, ParsedMail
 from crm_core.mail.models import MailAttachment, MailCopy, MailLink, MailMessage, MailQuarantine, MailThread
 from crm_core.models import utcnow
+from crm_core.outbox import Event, publish
 
 # Reply and forward prefixes as Russian and other clients write them: "Re:", "RE[2]:", "Fwd:", "Отв:", "Пересл.:"
 _PREFIX = re.compile(
@@ -159,9 +160,11 @@ class MailLog:
         await self.session.flush()
         results: list[Filed] = []
         located: list[tuple[int, Location]] = []
+        announced: list[tuple[MailMessage, tuple[int, ...]]] = []
         for key, item in zip(keys, batch, strict=True):
             if key in stored:  # new: the first of its repeats in the batch is reported as such
                 message, client_ids = stored.pop(key)
+                announced.append((message, client_ids))
                 known[key] = message.id
                 results.append(Filed(message.id, duplicate=False, client_ids=client_ids))
             else:
@@ -169,6 +172,27 @@ class MailLog:
             if item.location is not None:
                 located.append((results[-1].id, item.location))
         await self._add_copies(located)
+        await publish(
+            self.session,
+            *(
+                Event(
+                    "message.sent" if message.direction == "out" else "message.received",
+                    {
+                        "id": message.id,
+                        "message_id": message.message_id,
+                        "thread_id": message.thread_id,
+                        "subject": message.subject,
+                        "from": message.sender_address,
+                        "recipients": message.recipients,
+                        "sent_at": message.sent_at,
+                        "client_ids": list(client_ids),
+                        "url": f"/api/messages/{message.id}",
+                    },
+                    client_ids[0] if client_ids else None,
+                )
+                for message, client_ids in announced
+            ),
+        )
         return results
 
     def _message(self, key: str, item: Incoming, links: dict[tuple[int, int | None], str]) -> MailMessage:

@@ -21,6 +21,7 @@ from crm_core.audit import Actor
 from crm_core.clients import ClientBook, MatchRules
 from crm_core.errors import NotFound
 from crm_core.models import Call, CallRing, utcnow
+from crm_core.outbox import Event, publish
 from crm_core.paging import Page, fetch_page
 from crm_core.telephony.events import CallKey, CallRecord
 
@@ -156,6 +157,18 @@ class CallLog:
         ]
         if callbacks:
             await connection.execute(_CLOSE_MISSED, callbacks)
+        await publish(
+            self.session,
+            *(
+                Event(
+                    "call.missed" if row["status"] == "missed" else "call.ended",
+                    {**row, "id": ids[key], "rang": list(dict.fromkeys(first[key][0].rang))},
+                    row["client_id"],
+                )
+                for key, row in zip(first, rows, strict=True)
+                if key in ids
+            ),
+        )
         result: list[int | None] = []
         for record, _ in entries:  # a repeat within the batch is "already logged", like any other
             result.append(ids.pop(record.key, None))

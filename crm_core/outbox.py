@@ -1,0 +1,90 @@
+"""The outbox: every domain event, written in the same transaction as the change that caused it.
+
+Whatever delivers events (webhooks today) reads them from here, so an event exists exactly
+when its change committed: nothing is lost if the process dies between the commit and the
+delivery, and nothing is announced that was rolled back.  ``event_id`` is stable, so a
+receiver that gets an event twice (delivery is at least once) can tell.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Integer, String, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm_core.models import Base, Json, UTCDateTime, utcnow
+
+# The catalogue; each capability adds its events as it lands (README: "Webhook events").
+EVENT_TYPES = (
+    "call.ringing",
+    "call.answered",
+    "call.ended",
+    "call.missed",
+    "message.received",
+    "message.sent",
+    "mailing.sent",
+    "mailing.opened",
+    "mailing.clicked",
+    "mailing.unsubscribed",
+    "mailing.bounced",
+    "client.created",
+    "client.updated",
+    "client.deleted",
+    "counterparty.synced",
+    "sync.conflict",
+)
+
+
+class OutboxEvent(Base):
+    __tablename__ = "outbox_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # the order events happened in
+    event_id: Mapped[str] = mapped_column(String(40), unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    client_id: Mapped[int | None] = mapped_column(Integer, index=True)  # no FK: the event outlives the card
+    payload: Mapped[dict[str, Any]] = mapped_column(Json)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: str
+    payload: dict[str, Any]
+    client_id: int | None = None  # the card it concerns: events of one card are delivered in order
+
+
+async def publish(session: AsyncSession, *events: Event) -> None:
+    """Write events in the caller's unit of work (one statement however many): they commit or
+    roll back with the change that caused them."""
+    if not events:
+        return
+    rows = []
+    for event in events:
+        if event.type not in EVENT_TYPES:
+            raise ValueError(f"{event.type!r} is not in the event catalogue")
+        rows.append(
+            {
+                "event_id": f"evt_{uuid.uuid4().hex}",
+                "type": event.type,
+                "occurred_at": utcnow(),
+                "client_id": event.client_id,
+                "payload": _plain(event.payload),
+            }
+        )
+    await session.execute(insert(OutboxEvent), rows)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: times as ISO 8601, nested mappings and lists followed."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,215 @@
+"""Webhook subscriptions and the delivery of outbox events to each, with their retries.
+
+The dispatcher fans new outbox events out into one delivery row per matching subscription,
+moving its cursor in the same transaction, then works through the deliveries that are due.
+Events of one client reach a subscription in order: a delivery waits while an older one of
+the same client to the same subscription is still pending.  A delivery that keeps failing is
+retried with exponential backoff for ``RETRY_WINDOW``, then marked dead; a dead one can be
+replayed.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, and_, exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, aliased, mapped_column
+
+from crm_core.errors import InvalidInput, NotFound
+from crm_core.models import Base, Json, UTCDateTime, utcnow
+from crm_core.outbox import EVENT_TYPES, OutboxEvent
+
+RETRY_WINDOW = timedelta(hours=24)
+FIRST_RETRY = timedelta(seconds=5)
+LONGEST_WAIT = timedelta(hours=1)
+RESPONSE_KEPT_CHARS = 2000
+CURSOR = "webhooks"
+
+
+class WebhookSubscription(Base):
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(100))  # "whsec_" + base64: Standard Webhooks' form
+    event_types: Mapped[list[str]] = mapped_column(Json)  # empty: every event
+    active: Mapped[bool] = mapped_column(default=True)
+    description: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def wants(self, event_type: str) -> bool:
+        return self.active and (not self.event_types or event_type in self.event_types)
+
+
+class WebhookDelivery(Base):
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_id"),
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("outbox_events.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[int | None] = mapped_column(Integer)  # copied from the event: the ordering key
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, delivered, dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    first_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_status: Mapped[int | None] = mapped_column(Integer)  # the receiver's HTTP status
+    last_response: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class DispatchCursor(Base):
+    """How far the outbox has been fanned out into deliveries."""
+
+    __tablename__ = "dispatch_cursors"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_event: Mapped[int] = mapped_column(Integer, default=0)
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """A delivery to attempt now, with what it needs to go out."""
+
+    delivery_id: int
+    url: str
+    secret: str
+    event_id: str
+    event_type: str
+    occurred_at: datetime
+    payload: dict[str, Any]
+    attempts: int
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def retry_delay(attempts: int, first: timedelta = FIRST_RETRY) -> timedelta:
+    """5 s, 10 s, 20 s ... capped at an hour: about 30 tries in the 24 hours."""
+    return min(LONGEST_WAIT, first * 2 ** max(0, attempts - 1))
+
+
+class Subscriptions:
+    def __init__(self, session: AsyncSession, first_retry: timedelta = FIRST_RETRY) -> None:
+        self.session = session
+        self.first_retry = first_retry
+
+    async def create(self, url: str, event_types: list[str], description: str = "") -> WebhookSubscription:
+        unknown = sorted(set(event_types) - set(EVENT_TYPES))
+        if unknown:
+            raise InvalidInput(f"unknown event types: {', '.join(unknown)}", field="event_types")
+        subscription = WebhookSubscription(
+            url=url, secret=new_secret(), event_types=event_types, description=description
+        )
+        self.session.add(subscription)
+        await self.session.flush()
+        return subscription
+
+    async def get(self, subscription_id: int) -> WebhookSubscription:
+        found = await self.session.get(WebhookSubscription, subscription_id)
+        if found is None:
+            raise NotFound(f"webhook {subscription_id} not found")
+        return found
+
+    async def all(self) -> list[WebhookSubscription]:
+        return list((await self.session.scalars(select(WebhookSubscription).order_by(WebhookSubscription.id))).all())
+
+    async def deliveries(self, subscription_id: int, limit: int = 100) -> list[tuple[WebhookDelivery, OutboxEvent]]:
+        rows = await self.session.execute(
+            select(WebhookDelivery, OutboxEvent)
+            .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
+            .where(WebhookDelivery.subscription_id == subscription_id)
+            .order_by(WebhookDelivery.id.desc())
+            .limit(limit)
+        )
+        return [(d, e) for d, e in rows]
+
+    async def replay(self, delivery_id: int) -> WebhookDelivery:
+        """Send a dead (or delivered) delivery again, as if new."""
+        delivery = await self.session.get(WebhookDelivery, delivery_id)
+        if delivery is None:
+            raise NotFound(f"delivery {delivery_id} not found")
+        delivery.status, delivery.next_attempt_at, delivery.first_attempt_at = "pending", utcnow(), None
+        await self.session.flush()
+        return delivery
+
+    # -- the dispatcher's side -----------------------------------------------------
+
+    async def fan_out(self, limit: int = 500) -> int:
+        """Deliveries for outbox events past the cursor; returns how many events were taken."""
+        cursor = await self.session.get(DispatchCursor, CURSOR)
+        if cursor is None:
+            cursor = DispatchCursor(name=CURSOR, last_event=0)
+            self.session.add(cursor)
+        events = (
+            await self.session.scalars(
+                select(OutboxEvent).where(OutboxEvent.id > cursor.last_event).order_by(OutboxEvent.id).limit(limit)
+            )
+        ).all()
+        if not events:
+            return 0
+        subscriptions = [s for s in await self.all() if s.active]
+        for event in events:
+            for subscription in subscriptions:
+                if subscription.wants(event.type):
+                    self.session.add(
+                        WebhookDelivery(subscription_id=subscription.id, event_id=event.id, client_id=event.client_id)
+                    )
+        cursor.last_event = events[-1].id
+        await self.session.flush()
+        return len(events)
+
+    async def due(self, now: datetime, limit: int = 100) -> list[Due]:
+        """Pending deliveries whose time has come, none behind an older pending one of its client."""
+        older = aliased(WebhookDelivery)
+        blocked = exists().where(
+            older.subscription_id == WebhookDelivery.subscription_id,
+            older.client_id == WebhookDelivery.client_id,
+            older.status == "pending",
+            older.id < WebhookDelivery.id,
+        )
+        rows = await self.session.execute(
+            select(WebhookDelivery, WebhookSubscription, OutboxEvent)
+            .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
+            .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
+            .where(
+                WebhookDelivery.status == "pending",
+                WebhookDelivery.next_attempt_at <= now,
+                WebhookSubscription.active.is_(True),
+                and_(WebhookDelivery.client_id.is_(None)) | ~blocked,
+            )
+            .order_by(WebhookDelivery.id)
+            .limit(limit)
+        )
+        return [
+            Due(d.id, s.url, s.secret, e.event_id, e.type, e.occurred_at, e.payload, d.attempts) for d, s, e in rows
+        ]
+
+    async def record(self, delivery_id: int, status: int | None, response: str | None, error: str | None) -> str:
+        """The outcome of one attempt; returns the delivery's status after it."""
+        delivery = await self.session.get(WebhookDelivery, delivery_id)
+        if delivery is None:
+            return "gone"
+        now = utcnow()
+        delivery.attempts += 1
+        delivery.first_attempt_at = delivery.first_attempt_at or now
+        delivery.last_status, delivery.last_error = status, error
+        delivery.last_response = response[:RESPONSE_KEPT_CHARS] if response else None
+        if status is not None and 200 <= status < 300:
+            delivery.status, delivery.delivered_at = "delivered", now
+        elif now - delivery.first_attempt_at >= RETRY_WINDOW:
+            delivery.status = "dead"
+        else:
+            delivery.next_attempt_at = now + retry_delay(delivery.attempts, self.first_retry)
+        await self.session.flush()
+        return delivery.status
