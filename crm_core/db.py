@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
+
+from crm_core.outbox import PUBLISHED
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -44,5 +48,21 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, **kwargs)
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(
+    engine: AsyncEngine, on_publish: Callable[[], None] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions of one engine; ``on_publish`` runs after each commit that wrote outbox events,
+    so whatever delivers them can look at once instead of at its next poll."""
+    if on_publish is None:
+        return async_sessionmaker(engine, expire_on_commit=False)
+
+    class PublishingSession(Session):
+        pass
+
+    def committed(session: Session) -> None:
+        if session.info.pop(PUBLISHED, False):
+            on_publish()
+
+    event.listen(PublishingSession, "after_commit", committed)
+    event.listen(PublishingSession, "after_rollback", lambda session: session.info.pop(PUBLISHED, None))
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=PublishingSession)

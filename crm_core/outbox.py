@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, insert
+from sqlalchemy import Index, Integer, String, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.models import Base, Json, UTCDateTime, utcnow
+
+PUBLISHED = "outbox_published"  # a session's info key: this transaction wrote events
 
 # The catalogue; each capability adds its events as it lands (README: "Webhook events").
 EVENT_TYPES = (
@@ -42,6 +44,15 @@ EVENT_TYPES = (
 
 class OutboxEvent(Base):
     __tablename__ = "outbox_events"
+    # Events not yet fanned out, found without scanning the delivered past.
+    __table_args__ = (
+        Index(
+            "ix_outbox_events_waiting",
+            "id",
+            postgresql_where=text("NOT fanned_out"),
+            sqlite_where=text("NOT fanned_out"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)  # the order events happened in
     event_id: Mapped[str] = mapped_column(String(40), unique=True)
@@ -49,6 +60,9 @@ class OutboxEvent(Base):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     client_id: Mapped[int | None] = mapped_column(Integer, index=True)  # no FK: the event outlives the card
     payload: Mapped[dict[str, Any]] = mapped_column(Json)
+    # A flag, not a cursor over ids: on PostgreSQL ids are taken at INSERT but become visible at
+    # COMMIT, so a cursor could pass an id whose transaction had not committed yet and skip it.
+    fanned_out: Mapped[bool] = mapped_column(default=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +88,11 @@ async def publish(session: AsyncSession, *events: Event) -> None:
                 "occurred_at": utcnow(),
                 "client_id": event.client_id,
                 "payload": _plain(event.payload),
+                "fanned_out": False,
             }
         )
     await session.execute(insert(OutboxEvent), rows)
+    session.info[PUBLISHED] = True
 
 
 def _plain(value: Any) -> Any:

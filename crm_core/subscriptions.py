@@ -1,7 +1,9 @@
 """Webhook subscriptions and the delivery of outbox events to each, with their retries.
 
 The dispatcher fans new outbox events out into one delivery row per matching subscription,
-moving its cursor in the same transaction, then works through the deliveries that are due.
+marking the events fanned out in the same transaction, then claims the deliveries that are
+due (a lease, so another node or a restarted one sends a claimed delivery again only when
+its attempt cannot still be running) and records each outcome.
 Events of one client reach a subscription in order: a delivery waits while an older one of
 the same client to the same subscription is still pending.  A delivery that keeps failing is
 retried with exponential backoff for ``RETRY_WINDOW``, then marked dead; a dead one can be
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, and_, exists, select
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, aliased, mapped_column
 
@@ -28,7 +30,6 @@ RETRY_WINDOW = timedelta(hours=24)
 FIRST_RETRY = timedelta(seconds=5)
 LONGEST_WAIT = timedelta(hours=1)
 RESPONSE_KEPT_CHARS = 2000
-CURSOR = "webhooks"
 
 
 class WebhookSubscription(Base):
@@ -65,15 +66,6 @@ class WebhookDelivery(Base):
     last_status: Mapped[int | None] = mapped_column(Integer)  # the receiver's HTTP status
     last_response: Mapped[str | None] = mapped_column(Text)
     last_error: Mapped[str | None] = mapped_column(Text)
-
-
-class DispatchCursor(Base):
-    """How far the outbox has been fanned out into deliveries."""
-
-    __tablename__ = "dispatch_cursors"
-
-    name: Mapped[str] = mapped_column(String(32), primary_key=True)
-    last_event: Mapped[int] = mapped_column(Integer, default=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,31 +138,39 @@ class Subscriptions:
     # -- the dispatcher's side -----------------------------------------------------
 
     async def fan_out(self, limit: int = 500) -> int:
-        """Deliveries for outbox events past the cursor; returns how many events were taken."""
-        cursor = await self.session.get(DispatchCursor, CURSOR)
-        if cursor is None:
-            cursor = DispatchCursor(name=CURSOR, last_event=0)
-            self.session.add(cursor)
+        """Deliveries for outbox events not yet fanned out; returns how many events were taken."""
         events = (
             await self.session.scalars(
-                select(OutboxEvent).where(OutboxEvent.id > cursor.last_event).order_by(OutboxEvent.id).limit(limit)
+                select(OutboxEvent)
+                .where(OutboxEvent.fanned_out.is_(False))
+                .order_by(OutboxEvent.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
             )
         ).all()
         if not events:
             return 0
         subscriptions = [s for s in await self.all() if s.active]
-        for event in events:
-            for subscription in subscriptions:
-                if subscription.wants(event.type):
-                    self.session.add(
-                        WebhookDelivery(subscription_id=subscription.id, event_id=event.id, client_id=event.client_id)
-                    )
-        cursor.last_event = events[-1].id
-        await self.session.flush()
+        deliveries = [
+            {"subscription_id": subscription.id, "event_id": event.id, "client_id": event.client_id}
+            for event in events
+            for subscription in subscriptions
+            if subscription.wants(event.type)
+        ]
+        if deliveries:
+            now = utcnow()
+            await self.session.execute(
+                insert(WebhookDelivery),
+                [{**d, "status": "pending", "attempts": 0, "next_attempt_at": now} for d in deliveries],
+            )
+        await self.session.execute(
+            update(OutboxEvent).where(OutboxEvent.id.in_([e.id for e in events])).values(fanned_out=True)
+        )
         return len(events)
 
-    async def due(self, now: datetime, limit: int = 100) -> list[Due]:
-        """Pending deliveries whose time has come, none behind an older pending one of its client."""
+    async def claim(self, now: datetime, lease: timedelta, limit: int = 100) -> list[Due]:
+        """Pending deliveries whose time has come, none behind an older pending one of its client,
+        each leased until ``now + lease``: a node that dies mid-attempt leaves it to be sent again."""
         older = aliased(WebhookDelivery)
         blocked = exists().where(
             older.subscription_id == WebhookDelivery.subscription_id,
@@ -178,19 +178,28 @@ class Subscriptions:
             older.status == "pending",
             older.id < WebhookDelivery.id,
         )
-        rows = await self.session.execute(
-            select(WebhookDelivery, WebhookSubscription, OutboxEvent)
-            .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
-            .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
-            .where(
-                WebhookDelivery.status == "pending",
-                WebhookDelivery.next_attempt_at <= now,
-                WebhookSubscription.active.is_(True),
-                and_(WebhookDelivery.client_id.is_(None)) | ~blocked,
+        rows = (
+            await self.session.execute(
+                select(WebhookDelivery, WebhookSubscription, OutboxEvent)
+                .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
+                .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
+                .where(
+                    WebhookDelivery.status == "pending",
+                    WebhookDelivery.next_attempt_at <= now,
+                    WebhookSubscription.active.is_(True),
+                    WebhookDelivery.client_id.is_(None) | ~blocked,
+                )
+                .order_by(WebhookDelivery.id)
+                .limit(limit)
+                .with_for_update(of=WebhookDelivery, skip_locked=True)
             )
-            .order_by(WebhookDelivery.id)
-            .limit(limit)
-        )
+        ).all()
+        if rows:
+            await self.session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id.in_([d.id for d, _, _ in rows]))
+                .values(next_attempt_at=now + lease)
+            )
         return [
             Due(d.id, s.url, s.secret, e.event_id, e.type, e.occurred_at, e.payload, d.attempts) for d, s, e in rows
         ]

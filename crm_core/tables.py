@@ -6,9 +6,9 @@ this module imports them all.
 
 from __future__ import annotations
 
-from crm_core import models, outbox, subscriptions
+from crm_core import inbound_hooks, models, outbox, subscriptions, sync_requests
 from crm_core.mail import models as mail_models
 
 metadata = models.Base.metadata
 
-__all__ = ["mail_models", "metadata", "models", "outbox", "subscriptions"]
+__all__ = ["inbound_hooks", "mail_models", "metadata", "models", "outbox", "subscriptions", "sync_requests"]

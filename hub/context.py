@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -25,6 +25,8 @@ class HubContext:
     sessions: async_sessionmaker[AsyncSession]
     rules: MatchRules
     signing_key: bytes
+    # Called after every commit that published outbox events (the webhook dispatcher's wake).
+    publish_listeners: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
     async def open(cls, settings: Settings, *, upgrade: bool | None = None) -> HubContext:
@@ -38,16 +40,23 @@ class HubContext:
         if not await migrate.is_up_to_date(engine):
             await engine.dispose()
             raise DatabaseNotReady("the database schema is not at the current version: run `hub db upgrade` first")
+        listeners: list[Callable[[], None]] = []
+
+        def published() -> None:
+            for listener in listeners:
+                listener()
+
         return cls(
             settings=settings,
             engine=engine,
-            sessions=make_sessionmaker(engine),
+            sessions=make_sessionmaker(engine, on_publish=published),
             rules=MatchRules(
                 region=settings.default_region,
                 suffix_digits=settings.phone_suffix_digits,
                 fold_plus=settings.email_plus_folding,
             ),
             signing_key=settings.signing_key(),
+            publish_listeners=listeners,
         )
 
     @asynccontextmanager

@@ -1,10 +1,11 @@
 """Delivering outbox events to their subscribers: signed, retried, in order per client.
 
-One task, owned by ``hub run``.  Each round it fans new outbox events out into deliveries
-(moving its cursor in the same transaction), then sends what is due, a few at a time, and
-records each outcome.  A delivery is only ever marked delivered after a 2xx, so a hub
-killed at any moment sends it again on the next start: at least once, with the same
-``webhook-id`` for the receiver to deduplicate.
+One task, owned by ``hub run``.  Each round it fans new outbox events out into deliveries,
+claims what is due (leased for the attempt's timeout), sends it a few at a time, and records
+each outcome.  A delivery is only ever marked delivered after a 2xx, so a hub killed at any
+moment sends it again once its lease runs out: at least once, with the same ``webhook-id``
+for the receiver to deduplicate.  A commit that publishes events wakes the task at once;
+otherwise it looks every ``idle_seconds`` (events committed by another node, retries due).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 import time
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import aiohttp
@@ -32,8 +34,9 @@ log = logging.getLogger("webhooks")
 class UnitsOfWork(Protocol):
     """What the dispatcher needs of the hub's database (``HubContext`` fits)."""
 
+    publish_listeners: list[Callable[[], None]]
+
     def transaction(self) -> AbstractAsyncContextManager[AsyncSession]: ...
-    def reading(self) -> AbstractAsyncContextManager[AsyncSession]: ...
 
 
 def body_of(due: Due) -> bytes:
@@ -66,10 +69,18 @@ class Dispatcher:
         self.delivered = 0
         self.failed = 0
 
+    @property
+    def lease(self) -> timedelta:
+        """How long a claimed delivery is left alone: its attempt has surely ended by then."""
+        return timedelta(seconds=self.timeout + 5)
+
     def start(self) -> None:
+        self.context.publish_listeners.append(self.wake)
         self._task = asyncio.create_task(self._run(), name="webhooks")
 
     async def stop(self) -> None:
+        with contextlib.suppress(ValueError):
+            self.context.publish_listeners.remove(self.wake)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -82,9 +93,9 @@ class Dispatcher:
     async def run_once(self, session: aiohttp.ClientSession) -> int:
         """Fan out, then send what is due; returns how many deliveries were attempted."""
         async with self.context.transaction() as db:
-            await Subscriptions(db, self.first_retry).fan_out()
-        async with self.context.reading() as db:
-            due = await Subscriptions(db, self.first_retry).due(utcnow(), limit=self.concurrency * 4)
+            subscriptions = Subscriptions(db, self.first_retry)
+            await subscriptions.fan_out()
+            due = await subscriptions.claim(utcnow(), self.lease, limit=self.concurrency * 4)
         if not due:
             return 0
         limit = asyncio.Semaphore(self.concurrency)
