@@ -15,9 +15,9 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import aiohttp
