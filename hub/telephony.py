@@ -8,6 +8,7 @@ it, a finished call is written to the log.  Events of one PBX are handled in ord
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import uuid
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from hub.screen_pop import PopHub, PopRequest
 
 log = logging.getLogger("hub.telephony")
 LOG_BATCH = 200  # calls written in one transaction when a backlog has built up
+Progress = Ringing | Answered | CallFinished
 
 
 class Connector(Protocol):
@@ -80,7 +82,9 @@ class Telephony:
             for p in context.settings.pbx
         }
         self._tasks: list[asyncio.Task[None]] = []
-        self._finished: asyncio.Queue[CallFinished] = asyncio.Queue()
+        # What goes to the database, in the order it happened: calls in progress (announced
+        # as events) and finished calls (logged).
+        self._to_write: asyncio.Queue[Progress] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         # Click-to-call placed for a chosen client: the call is filed under that client.
         self._originated_for: dict[str, Owner] = {}
@@ -101,30 +105,31 @@ class Telephony:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         if self._writer is not None:
-            await self._finished.join()
+            await self._to_write.join()
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
             self._writer = None
         await self.popper.stop()
 
     async def _write_log(self) -> None:
-        """Calls are written by this one task, in the order they finished, off the event path,
+        """Calls are written by this one task, in the order things happened, off the event path,
         so a ringing phone's pop never waits behind a log write; a backlog goes in one transaction."""
         while True:
-            batch = [await self._finished.get()]
-            while len(batch) < LOG_BATCH and not self._finished.empty():
-                batch.append(self._finished.get_nowait())
+            batch = [await self._to_write.get()]
+            while len(batch) < LOG_BATCH and not self._to_write.empty():
+                batch.append(self._to_write.get_nowait())
             try:
                 await self._log(batch)
             except Exception:  # one bad call must not cost the others their row: retry them singly
-                for finished in batch:
+                for item in batch:
                     try:
-                        await self._log([finished])
+                        await self._log([item])
                     except Exception:
-                        log.exception("call not logged", extra={"fields": {"linkedid": finished.record.key.linkedid}})
+                        key = item.record.key if isinstance(item, CallFinished) else item.key
+                        log.exception("call not logged", extra={"fields": {"linkedid": key.linkedid}})
             finally:
                 for _ in batch:
-                    self._finished.task_done()
+                    self._to_write.task_done()
 
     def calls_in_progress(self) -> int:
         return sum(len(tracker.active_calls()) for tracker in self._trackers.values())
@@ -145,6 +150,8 @@ class Telephony:
         """Never waits on the database: pops go to their dispatcher, finished calls to the writer."""
         screen_pop = self.context.settings.screen_pop
         for output in outputs:
+            if isinstance(output, Ringing | Answered):
+                self._to_write.put_nowait(output)  # announced to webhooks, in order with the call's end
             match output:
                 case Ringing() if screen_pop.moment_for(output.queue) == "ring":
                     self.popper.submit(
@@ -166,12 +173,23 @@ class Telephony:
                     self.popper.submit(Withdrawal(output.key, (output.extension,), output.reason, output.by))
                 case CallFinished():
                     self.popper.submit(Withdrawal(output.record.key, None, "ended"))
-                    self._finished.put_nowait(output)
+                    self._to_write.put_nowait(output)
 
-    async def _log(self, batch: list[CallFinished]) -> None:
-        records = [f.record for f in batch]
+    async def _log(self, batch: list[Progress]) -> None:
+        """One transaction; runs of moments and of finished calls are written in turn, so the
+        events they publish keep the order things happened in."""
+        records: list[CallRecord] = []
+        ids: list[int | None] = []
         async with self.context.transaction() as session:
-            ids = await CallLog(session, self.context.rules).record_many([(r, self._owner(r)) for r in records])
+            call_log = CallLog(session, self.context.rules)
+            for finished, run in itertools.groupby(batch, key=lambda item: isinstance(item, CallFinished)):
+                items = list(run)
+                if not finished:
+                    await call_log.announce([i for i in items if not isinstance(i, CallFinished)])
+                    continue
+                done = [i.record for i in items if isinstance(i, CallFinished)]
+                ids += await call_log.record_many([(r, self._owner(r)) for r in done])
+                records += done
         for record, call_id in zip(records, ids, strict=True):
             if record.originate_id:
                 self._originated_for.pop(record.originate_id, None)

@@ -18,11 +18,13 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
 
 from crm_core.audit import SYSTEM
 from crm_core.client_data import ClientIn
 from crm_core.clients import ClientBook
 from crm_core.models import Role
+from crm_core.outbox import OutboxEvent
 from crm_core.users import NewUser, UserDirectory
 from hub.context import HubContext
 from hub.screen_pop import PopHub
@@ -215,6 +217,24 @@ async def test_pop_shows_the_matched_card_and_is_withdrawn_from_the_operator_who
     assert 'hub_ami_connected{pbx="office"} 1.0' in metrics
     assert 'hub_calls_logged_total{status="answered"} 1.0' in metrics
     assert "hub_screen_pops_total 2.0" in metrics
+
+
+async def test_a_call_announces_ringing_answered_and_ended_in_order_under_its_client(hub: Hub) -> None:
+    """The webhook events of a call, written to the outbox by the call log's writer in the order
+    they happened: each operator's ring, the answer, the end; all filed under the caller's card."""
+    await hub.fake.play("inbound_queue_answered").wait()
+    [call] = await hub.wait_for_calls(1, timeout=10)
+    async with hub.context.reading() as session:
+        rows = await session.execute(
+            select(OutboxEvent.type, OutboxEvent.client_id, OutboxEvent.payload).order_by(OutboxEvent.id)
+        )
+        calls = [row for row in rows if row.type.startswith("call.")]
+    assert [e.type for e in calls] == ["call.ringing", "call.ringing", "call.answered", "call.ended"]
+    assert [e.payload["extension"] for e in calls[:3]] == ["101", "102", "101"]
+    assert {e.client_id for e in calls} == {call["client_id"]} and call["client_id"] is not None
+    ringing = calls[0].payload
+    assert ringing["caller"] == "+74951234567" and ringing["queue"] == "support" and ringing["direction"] == "inbound"
+    assert calls[-1].payload["id"] == call["id"] and calls[-1].payload["linkedid"] == call["linkedid"]
 
 
 async def test_twenty_callers_are_all_logged_once_with_their_verdicts(hub: Hub) -> None:

@@ -23,7 +23,7 @@ from crm_core.errors import NotFound
 from crm_core.models import Call, CallRing, utcnow
 from crm_core.outbox import Event, publish
 from crm_core.paging import Page, fetch_page
-from crm_core.telephony.events import CallKey, CallRecord
+from crm_core.telephony.events import Answered, CallKey, CallRecord, Ringing
 
 Owner = tuple[int | None, int | None]  # (client id, contact id) a call is filed under
 
@@ -173,6 +173,30 @@ class CallLog:
         for record, _ in entries:  # a repeat within the batch is "already logged", like any other
             result.append(ids.pop(record.key, None))
         return result
+
+    async def announce(self, moments: Sequence[Ringing | Answered]) -> None:
+        """``call.ringing`` and ``call.answered`` for calls in progress, in the order given, each
+        under the caller's card when the number names one (one lookup for all of them)."""
+        numbers = [m.caller for m in moments if m.caller]
+        lookups = await ClientBook(self.session, self.rules).find_by_phones(numbers) if numbers else {}
+        events = []
+        for moment in moments:
+            client_id, contact_id = (lookups[moment.caller].owner if moment.caller else None) or (None, None)
+            payload: dict[str, Any] = {
+                "pbx": moment.key.pbx,
+                "linkedid": moment.key.linkedid,
+                "extension": moment.extension,
+                "caller": moment.caller,
+                "queue": moment.queue,
+                "at": moment.at,
+                "client_id": client_id,
+                "contact_id": contact_id,
+            }
+            if isinstance(moment, Ringing):
+                payload |= {"caller_name": moment.caller_name, "did": moment.did, "direction": moment.direction}
+            kind = "call.ringing" if isinstance(moment, Ringing) else "call.answered"
+            events.append(Event(kind, payload, client_id))
+        await publish(self.session, *events)
 
     async def get(self, call_id: int) -> Call:
         call = await self.session.get(Call, call_id)
