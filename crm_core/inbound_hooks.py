@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import Literal, get_args
 
 from sqlalchemy import String, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +18,8 @@ from crm_core.errors import Conflict, InvalidInput, NotFound
 from crm_core.models import Base, Json, UTCDateTime, utcnow
 from crm_core.users import digest
 
-HOOK_KINDS = ("clients", "calls", "onec_sync")
+HookKind = Literal["clients", "calls", "onec_sync"]
+HOOK_KINDS: tuple[str, ...] = get_args(HookKind)
 TOKEN_PREFIX = "hook_"
 
 

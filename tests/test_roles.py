@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.audit import SYSTEM
 from crm_core.client_data import ClientIn
 from crm_core.clients import ClientBook
+from crm_core.inbound_hooks import HOOK_KINDS, InboundHooks
 from crm_core.mail.events import Address, Attachment, Location, ParsedMail
 from crm_core.mail.mail_log import MailLog, MailRules
 from crm_core.mail.models import MailAttachment, MailQuarantine
@@ -64,6 +65,8 @@ async def _concrete_path(path: str, context: HubContext) -> str:
             record_id = call.id
         elif path.startswith(("/api/messages", "/api/attachments", "/api/mail/quarantine")):
             record_id = await _mail_record(session, path)
+        elif path.startswith("/api/hooks"):
+            record_id = (await InboundHooks(session).create(f"h{uuid.uuid4().hex[:8]}", ["calls"]))[0].id
         else:
             count = await UserDirectory(session).count()
             record_id = (await UserDirectory(session).create(NewUser(f"u{count}", Role.operator))).id
@@ -114,6 +117,9 @@ async def test_endpoint_enforces_its_documented_roles(
         status = await _call(http, method, await _concrete_path(path, hub_context), {})
         assert status not in (401, 403), f"public {method} {path} answered {status}"
         return
+    if roles[0].startswith("hook:"):
+        await _check_hook(http, method, path, roles, tokens, hub_context)
+        return
     assert set(roles) <= {r.value for r in Role}
     anonymous = await _call(http, method, await _concrete_path(path, hub_context), {})
     assert anonymous == 401, f"{method} {path} without credentials answered {anonymous}"
@@ -123,6 +129,23 @@ async def test_endpoint_enforces_its_documented_roles(
             assert status not in (401, 403), f"{role.value} refused on {method} {path}: {status}"
         else:
             assert status == 403, f"{role.value} allowed on {method} {path}: {status}"
+
+
+async def _check_hook(
+    http: TestClient, method: str, path: str, roles: list[str], tokens: dict, hub_context: HubContext
+) -> None:
+    """An incoming webhook opens only to a hook token allowed its kind; users' tokens are refused."""
+    [kind] = [r.removeprefix("hook:") for r in roles]
+    async with hub_context.transaction() as session:
+        _, allowed = await InboundHooks(session).create(f"allowed-{kind}", [kind])
+        _, other = await InboundHooks(session).create(f"other-{kind}", [k for k in HOOK_KINDS if k != kind])
+    assert await _call(http, method, path, {}) == 401, f"{method} {path} without a token"
+    for role in Role:
+        status = await _call(http, method, path, bearer(tokens[role]))
+        assert status == 401, f"{role.value}'s user token opened {method} {path}: {status}"
+    assert await _call(http, method, path, bearer(other)) == 403, f"a token without {kind} opened {method} {path}"
+    status = await _call(http, method, path + f"?token={allowed}", {})
+    assert status not in (401, 403), f"a {kind} token refused on {method} {path}: {status}"
 
 
 async def test_every_route_of_the_app_is_in_the_document_or_a_page(hub_context: HubContext) -> None:

@@ -11,7 +11,20 @@ from hub.context import HubContext
 from hub.mail import Mail
 from hub.screen_pop import PopHub
 from hub.telephony import Telephony
-from hub.web import audit_log, calls, clients, login, messages, metrics, pages, system, users, webhooks_api, ws
+from hub.web import (
+    audit_log,
+    calls,
+    clients,
+    hooks_api,
+    login,
+    messages,
+    metrics,
+    pages,
+    system,
+    users,
+    webhooks_api,
+    ws,
+)
 from hub.web.endpoints import Endpoint
 from hub.web.errors import error_middleware
 from hub.web.openapi import build_document
@@ -19,7 +32,7 @@ from hub.web.ratelimit import LoginLimiter
 from hub.web.state import BLOBS, CONTEXT, LOGIN_LIMITER, MAIL, POPS, TELEPHONY
 
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024  # CSV imports of a few hundred thousand rows
-API_MODULES = (system, metrics, login, users, clients, calls, messages, webhooks_api, audit_log)
+API_MODULES = (system, metrics, login, users, clients, calls, messages, webhooks_api, hooks_api, audit_log)
 STATIC = Path(__file__).parent / "static"
 
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from urllib.parse import urlsplit
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.inbound_hooks import InboundHook, InboundHooks
 from crm_core.models import User
 from crm_core.users import UserDirectory
-from hub.web.state import CONTEXT, USER
+from hub.web.state import CONTEXT, HOOK, USER
 
 SESSION_COOKIE = "hub_session"
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
@@ -63,3 +65,21 @@ async def authenticate(request: web.Request, session: AsyncSession) -> User | No
     if user is not None:
         request[USER] = user
     return user
+
+
+def _refused(status: type[web.HTTPException], code: str, message: str) -> web.HTTPException:
+    return status(text=json.dumps({"error": code, "message": message}), content_type="application/json")
+
+
+async def authenticate_hook(request: web.Request, session: AsyncSession, kind: str) -> InboundHook:
+    """The incoming webhook's token, from ``Authorization: Bearer`` or, for senders that can
+    only be given a URL, the ``token`` query parameter; refused before anything is read."""
+    header = request.headers.get("Authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else request.query.get("token", "")
+    hook = await InboundHooks(session).for_token(token) if token else None
+    if hook is None:
+        raise _refused(web.HTTPUnauthorized, "bad_token", "the incoming webhook token is unknown or revoked")
+    if not hook.allows(kind):
+        raise _refused(web.HTTPForbidden, "forbidden", f"this token may not use the {kind} hook")
+    request[HOOK] = hook
+    return hook

@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.audit import Actor
 from crm_core.models import Role, User
 from crm_core.paging import Page
-from hub.web.auth import authenticate
-from hub.web.state import CONTEXT, SESSION, USER
+from hub.web.auth import authenticate, authenticate_hook
+from hub.web.state import CONTEXT, HOOK, SESSION, USER
 
 ALL_ROLES = frozenset(Role)
 PUBLIC: frozenset[Role] = frozenset()
@@ -62,10 +62,12 @@ class Endpoint:
     # The handler opens its own units of work: it waits on a peer (an SMTP server, say), and
     # must not hold a transaction (on SQLite: the write lock) meanwhile.
     own_transactions: bool = False
+    # An incoming webhook: authenticated by a hook token allowed this kind, not by a user.
+    hook: str | None = None
 
     @property
     def is_public(self) -> bool:
-        return not self.roles
+        return not self.roles and self.hook is None
 
     @property
     def openapi_path(self) -> str:
@@ -97,8 +99,10 @@ def _bind(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamRes
         context = request.app[CONTEXT]
         async with context.sessions() as session, session.begin():
             request[SESSION] = session
-            user = None if endpoint.is_public else await authenticate(request, session)
-            _check_role(endpoint, user)
+            if endpoint.hook is not None:
+                await authenticate_hook(request, session, endpoint.hook)
+            else:
+                _check_role(endpoint, None if endpoint.is_public else await authenticate(request, session))
             kwargs: dict[str, Any] = {}
             if endpoint.query is not None:
                 kwargs["query"] = endpoint.query.model_validate(dict(request.query))
@@ -141,6 +145,8 @@ def current_user(request: web.Request) -> User:
 def actor_of(request: web.Request) -> Actor:
     user: User | None = request.get(USER)
     ip = request.remote
+    if HOOK in request:
+        return Actor(user_id=None, username=f"hook:{request[HOOK].name}", ip=ip)
     if user is None:
         return Actor(user_id=None, username="anonymous", ip=ip)
     return Actor(user_id=user.id, username=user.username, ip=ip)

@@ -77,10 +77,14 @@ def _operation(endpoint: Endpoint, schemas: _Schemas) -> dict[str, Any]:
         "operationId": endpoint.handler.__name__,
         "summary": endpoint.summary,
         "tags": [endpoint.tag],
-        "x-roles": sorted(r.value for r in endpoint.roles) or ["public"],
+        "x-roles": [f"hook:{endpoint.hook}"]
+        if endpoint.hook
+        else sorted(r.value for r in endpoint.roles) or ["public"],
         "parameters": _parameters(endpoint, schemas),
     }
-    if not endpoint.is_public:
+    if endpoint.hook:
+        op["security"] = [{"hook_bearer": []}, {"hook_query": []}]
+    elif not endpoint.is_public:
         op["security"] = [{"bearer": []}, {"session": []}]
     if endpoint.body is not None:
         op["requestBody"] = {
@@ -125,6 +129,8 @@ def build_document(endpoints: list[Endpoint]) -> dict[str, Any]:
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "hub token create --user NAME"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "hub_session"},
+                "hook_bearer": {"type": "http", "scheme": "bearer", "description": "An incoming webhook's token"},
+                "hook_query": {"type": "apiKey", "in": "query", "name": "token"},
             },
         },
     }

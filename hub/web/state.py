@@ -6,6 +6,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.blobs import BlobStore
+from crm_core.inbound_hooks import InboundHook
 from crm_core.models import User
 from hub.context import HubContext
 from hub.mail import Mail
@@ -23,3 +24,4 @@ BLOBS = web.AppKey("blobs", BlobStore)  # raw messages and attachments, by SHA-2
 # Per request: the unit of work the handler runs in, and who is asking (None: nobody).
 SESSION = web.RequestKey("session", AsyncSession)
 USER = web.RequestKey("user", User)
+HOOK = web.RequestKey("hook", InboundHook)  # an incoming webhook's caller, instead of a user
