@@ -194,7 +194,8 @@ async def test_a_bad_client_change_is_refused_whole(http: TestClient, tokens: di
     )
     assert status == 422 and "phones" in str(body["details"])
     # Another card's INN: refused as a conflict, the name stays.
-    status, body = await _post(http, "/hooks/clients", token, {"id": other["id"], "name": "Лютик 2", "inn": "7707083893", "kind": "legal_entity", "kpp": "773601001"})  # fmt: skip
+    taken = {"id": other["id"], "name": "Лютик 2", "kind": "legal_entity", "inn": "7707083893", "kpp": "773601001"}
+    status, body = await _post(http, "/hooks/clients", token, taken)
     assert status == 409, body
     # A new card without a name.
     status, body = await _post(http, "/hooks/clients", token, {"inn": "7736207543"})
