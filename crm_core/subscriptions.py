@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, exists, insert, select, update
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, exists, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, aliased, mapped_column
 
@@ -52,6 +53,15 @@ class WebhookDelivery(Base):
     __table_args__ = (
         UniqueConstraint("subscription_id", "event_id"),
         Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        # The per-client order check: is an older delivery of this client still pending?
+        Index(
+            "ix_webhook_deliveries_pending_client",
+            "subscription_id",
+            "client_id",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -80,6 +90,16 @@ class Due:
     occurred_at: datetime
     payload: dict[str, Any]
     attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt went: the receiver's status and answer, or why there was none."""
+
+    delivery_id: int
+    status: int | None
+    response: str | None
+    error: str | None
 
 
 def new_secret() -> str:
@@ -204,21 +224,30 @@ class Subscriptions:
             Due(d.id, s.url, s.secret, e.event_id, e.type, e.occurred_at, e.payload, d.attempts) for d, s, e in rows
         ]
 
-    async def record(self, delivery_id: int, status: int | None, response: str | None, error: str | None) -> str:
-        """The outcome of one attempt; returns the delivery's status after it."""
-        delivery = await self.session.get(WebhookDelivery, delivery_id)
-        if delivery is None:
-            return "gone"
+    async def record(self, outcomes: Sequence[Outcome]) -> dict[int, str]:
+        """The outcomes of a round's attempts (one read, one flush); returns each delivery's status
+        after its attempt ("gone" for a delivery removed meanwhile with its subscription)."""
+        found = await self.session.scalars(
+            select(WebhookDelivery).where(WebhookDelivery.id.in_([o.delivery_id for o in outcomes]))
+        )
+        deliveries = {d.id: d for d in found}
         now = utcnow()
-        delivery.attempts += 1
-        delivery.first_attempt_at = delivery.first_attempt_at or now
-        delivery.last_status, delivery.last_error = status, error
-        delivery.last_response = response[:RESPONSE_KEPT_CHARS] if response else None
-        if status is not None and 200 <= status < 300:
-            delivery.status, delivery.delivered_at = "delivered", now
-        elif now - delivery.first_attempt_at >= RETRY_WINDOW:
-            delivery.status = "dead"
-        else:
-            delivery.next_attempt_at = now + retry_delay(delivery.attempts, self.first_retry)
+        after: dict[int, str] = {}
+        for outcome in outcomes:
+            delivery = deliveries.get(outcome.delivery_id)
+            if delivery is None:
+                after[outcome.delivery_id] = "gone"
+                continue
+            delivery.attempts += 1
+            delivery.first_attempt_at = delivery.first_attempt_at or now
+            delivery.last_status, delivery.last_error = outcome.status, outcome.error
+            delivery.last_response = outcome.response[:RESPONSE_KEPT_CHARS] if outcome.response else None
+            if outcome.status is not None and 200 <= outcome.status < 300:
+                delivery.status, delivery.delivered_at = "delivered", now
+            elif now - delivery.first_attempt_at >= RETRY_WINDOW:
+                delivery.status = "dead"
+            else:
+                delivery.next_attempt_at = now + retry_delay(delivery.attempts, self.first_retry)
+            after[delivery.id] = delivery.status
         await self.session.flush()
-        return delivery.status
+        return after

@@ -1,10 +1,10 @@
 """Delivering outbox events to their subscribers: signed, retried, in order per client.
 
 One task, owned by ``hub run``.  Each round it fans new outbox events out into deliveries,
-claims what is due (leased for the attempt's timeout), sends it a few at a time, and records
-each outcome.  A delivery is only ever marked delivered after a 2xx, so a hub killed at any
-moment sends it again once its lease runs out: at least once, with the same ``webhook-id``
-for the receiver to deduplicate.  A commit that publishes events wakes the task at once;
+claims what is due (leased until the round's attempts have surely ended), sends it a few at a
+time, and records each outcome.  A delivery is only ever marked delivered after a 2xx, so a hub
+killed at any moment sends it again once its lease runs out: at least once, with the same
+``webhook-id`` for the receiver to deduplicate.  A commit that publishes events wakes the task at once;
 otherwise it looks every ``idle_seconds`` (events committed by another node, retries due).
 """
 
@@ -24,11 +24,12 @@ import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.models import utcnow
-from crm_core.subscriptions import FIRST_RETRY, Due, Subscriptions
+from crm_core.subscriptions import FIRST_RETRY, Due, Outcome, Subscriptions
 from webhooks.signing import headers
 from webhooks.targets import PublicOnlyResolver, TargetRefused, check_target
 
 log = logging.getLogger("webhooks")
+WAVES = 4  # a round claims up to this many times the concurrency: fewer rounds, one lease for all
 
 
 class UnitsOfWork(Protocol):
@@ -70,9 +71,14 @@ class Dispatcher:
         self.failed = 0
 
     @property
+    def claim_limit(self) -> int:
+        return self.concurrency * WAVES
+
+    @property
     def lease(self) -> timedelta:
-        """How long a claimed delivery is left alone: its attempt has surely ended by then."""
-        return timedelta(seconds=self.timeout + 5)
+        """How long a claimed delivery is left alone: a round's last wave of attempts starts after
+        at most ``WAVES - 1`` timeouts, so every attempt of the round has ended by then."""
+        return timedelta(seconds=self.timeout * WAVES + 5)
 
     def start(self) -> None:
         self.context.publish_listeners.append(self.wake)
@@ -95,21 +101,20 @@ class Dispatcher:
         async with self.context.transaction() as db:
             subscriptions = Subscriptions(db, self.first_retry)
             await subscriptions.fan_out()
-            due = await subscriptions.claim(utcnow(), self.lease, limit=self.concurrency * 4)
+            due = await subscriptions.claim(utcnow(), self.lease, limit=self.claim_limit)
         if not due:
             return 0
         limit = asyncio.Semaphore(self.concurrency)
 
-        async def attempt(item: Due) -> tuple[Due, int | None, str | None, str | None]:
+        async def attempt(item: Due) -> Outcome:
             async with limit:
-                return (item, *await self._send(session, item))
+                return Outcome(item.delivery_id, *await self._send(session, item))
 
         outcomes = await asyncio.gather(*(attempt(item) for item in due))
         async with self.context.transaction() as db:
-            subscriptions = Subscriptions(db, self.first_retry)
-            for item, status, response, error in outcomes:
-                after = await subscriptions.record(item.delivery_id, status, response, error)
-                self._count(item, status, error, after)
+            after = await Subscriptions(db, self.first_retry).record(outcomes)
+            for item, outcome in zip(due, outcomes, strict=True):
+                self._count(item, outcome, after[item.delivery_id])
         return len(due)
 
     # -- private -------------------------------------------------------------------
@@ -145,11 +150,11 @@ class Dispatcher:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return None, None, f"{type(exc).__name__}: {exc}"
 
-    def _count(self, item: Due, status: int | None, error: str | None, after: str) -> None:
-        fields: dict[str, Any] = {"event_id": item.event_id, "type": item.event_type, "status": status}
+    def _count(self, item: Due, outcome: Outcome, after: str) -> None:
+        fields: dict[str, Any] = {"event_id": item.event_id, "type": item.event_type, "status": outcome.status}
         if after == "delivered":
             self.delivered += 1
             log.info("webhook delivered", extra={"fields": fields})
         else:
             self.failed += 1
-            log.warning("webhook not delivered", extra={"fields": {**fields, "error": error, "now": after}})
+            log.warning("webhook not delivered", extra={"fields": {**fields, "error": outcome.error, "now": after}})

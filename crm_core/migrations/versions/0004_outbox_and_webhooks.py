@@ -90,6 +90,13 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_webhook_deliveries_status_next_attempt_at", ["status", "next_attempt_at"], unique=False
         )
+        batch_op.create_index(
+            "ix_webhook_deliveries_pending_client",
+            ["subscription_id", "client_id", "id"],
+            unique=False,
+            postgresql_where=sa.text("status = 'pending'"),
+            sqlite_where=sa.text("status = 'pending'"),
+        )
     op.create_table(
         "inbound_hooks",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -129,6 +136,7 @@ def downgrade() -> None:
     op.drop_table("sync_requests")
     op.drop_table("inbound_hooks")
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.drop_index("ix_webhook_deliveries_pending_client")
         batch_op.drop_index("ix_webhook_deliveries_status_next_attempt_at")
         batch_op.drop_index(batch_op.f("ix_webhook_deliveries_event_id"))
 
