@@ -39,7 +39,6 @@ import functools
 import io
 import itertools
 import json
-import multiprocessing
 import os
 import pstats
 import random
@@ -63,6 +62,7 @@ from aiohttp import WSMsgType, web
 from panoramisk.ami_protocol import AMIProtocol
 from sqlalchemy import func, select
 
+from bench.child import ChildProcess
 from bench.hub_logs import configure_logs
 from bench.lookup import postgresql_database, sqlite_database
 from connectors.ami.frames import Frame, FrameReader
@@ -362,45 +362,15 @@ def _outside_process(conn: Connection) -> None:
     asyncio.run(Outside(conn).serve())
 
 
-class OutsideWorld:
+class OutsideWorld(ChildProcess):
     """The parent's handle on the child process."""
 
     def __init__(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(target=_outside_process, args=(child,), name="bench-ami-outside", daemon=True)
+        super().__init__(_outside_process, "the outside process")
         self.port = 0
 
     async def start(self) -> None:
-        self._process.start()
-        _, self.port = await self.receive(60)
-
-    def send(self, *command: object) -> None:
-        self._conn.send(command)
-
-    async def receive(self, timeout: float) -> Any:
-        def wait() -> Any:
-            if not self._conn.poll(timeout):
-                raise TimeoutError(f"the outside process said nothing within {timeout:g} s")
-            return self._conn.recv()
-
-        reply = await asyncio.to_thread(wait)
-        if isinstance(reply, tuple) and reply and reply[0] == "error":
-            raise RuntimeError(f"outside process: {reply[1]}")
-        return reply
-
-    async def ask(self, *command: object, timeout: float = 60) -> Any:
-        self.send(*command)
-        return await self.receive(timeout)
-
-    async def stop(self) -> None:
-        if self._process.is_alive():
-            with contextlib.suppress(Exception):
-                await self.ask("stop", timeout=10)
-            await asyncio.to_thread(self._process.join, 5)
-        if self._process.is_alive():
-            self._process.terminate()
-            await asyncio.to_thread(self._process.join, 5)
+        _, self.port = await super().start()
 
 
 # -- the hub ------------------------------------------------------------------------------------

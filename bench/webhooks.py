@@ -61,7 +61,6 @@ import contextlib
 import cProfile
 import io
 import json
-import multiprocessing
 import os
 import pstats
 import random
@@ -86,6 +85,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bench.child import ChildProcess
 from bench.hub_logs import configure_logs
 from bench.lookup import postgresql_database, sqlite_database
 from crm_core.outbox import Event, OutboxEvent, publish
@@ -249,45 +249,16 @@ def _receiver_process(conn: Connection) -> None:
     asyncio.run(Receiver(conn).serve())
 
 
-class ReceiverProcess:
+class ReceiverProcess(ChildProcess):
     """The parent's handle on the child."""
 
     def __init__(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(
-            target=_receiver_process, args=(child,), name="bench-webhooks-receiver", daemon=True
-        )
+        super().__init__(_receiver_process, "the receiver")
         self.url = ""
 
     async def start(self) -> None:
-        self._process.start()
-        _, port = await self.receive(60)
+        _, port = await super().start()
         self.url = f"http://127.0.0.1:{port}{HOOK_PATH}"
-
-    async def receive(self, timeout: float) -> Any:
-        def wait() -> Any:
-            if not self._conn.poll(timeout):
-                raise TimeoutError(f"the receiver said nothing within {timeout:g} s")
-            return self._conn.recv()
-
-        reply = await asyncio.to_thread(wait)
-        if isinstance(reply, tuple) and reply and reply[0] == "error":
-            raise RuntimeError(f"receiver: {reply[1]}")
-        return reply
-
-    async def ask(self, *command: object, timeout: float = 60) -> Any:
-        self._conn.send(command)
-        return await self.receive(timeout)
-
-    async def stop(self) -> None:
-        if self._process.is_alive():
-            with contextlib.suppress(Exception):
-                await self.ask("stop", timeout=10)
-            await asyncio.to_thread(self._process.join, 5)
-        if self._process.is_alive():
-            self._process.terminate()
-            await asyncio.to_thread(self._process.join, 5)
 
 
 # -- what a figure holds --------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import uuid
@@ -47,17 +48,24 @@ async def _drop_pg_database(name: str) -> None:
         await conn.close()
 
 
+@contextlib.asynccontextmanager
+async def fresh_pg_database() -> AsyncIterator[str]:
+    """The URL of an empty PostgreSQL database, dropped afterwards."""
+    name, url = await _create_pg_database()
+    try:
+        yield url
+    finally:
+        await _drop_pg_database(name)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """An empty database of each kind; PostgreSQL's is created for the test and dropped after."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
         return
-    name, url = await _create_pg_database()
-    try:
+    async with fresh_pg_database() as url:
         yield url
-    finally:
-        await _drop_pg_database(name)
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.conftest import _create_pg_database, _drop_pg_database
+from tests.conftest import fresh_pg_database
 from webhooks.signing import verify
 
 HUB = [sys.executable, "-m", "hub"]
@@ -168,11 +168,8 @@ async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
     if request.param == "sqlite":
         yield ""
         return
-    name, url = await _create_pg_database()
-    try:
+    async with fresh_pg_database() as url:
         yield url
-    finally:
-        await _drop_pg_database(name)
 
 
 @pytest.fixture
