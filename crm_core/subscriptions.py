@@ -35,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, aliased, mapped_column
+from sqlalchemy.sql.elements import ColumnClause
 
 from crm_core.errors import InvalidInput, NotFound
 from crm_core.models import Base, Json, UTCDateTime, utcnow
@@ -118,7 +119,7 @@ class Outcome:
 # Written into the SQL, not bound: PostgreSQL's generic plan for a prepared statement (asyncpg
 # prepares every one) cannot use a partial index whose predicate depends on a parameter; with
 # the per-client check scanning the whole table instead, each claim grew with the backlog.
-PENDING = literal_column("'pending'")
+PENDING: ColumnClause[str] = literal_column("'pending'")
 
 
 def new_secret() -> str:
