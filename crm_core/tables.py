@@ -7,8 +7,18 @@ this module imports them all.
 from __future__ import annotations
 
 from crm_core import inbound_hooks, models, outbox, subscriptions, sync_requests
+from crm_core.campaigns import models as campaign_models
 from crm_core.mail import models as mail_models
 
 metadata = models.Base.metadata
 
-__all__ = ["inbound_hooks", "mail_models", "metadata", "models", "outbox", "subscriptions", "sync_requests"]
+__all__ = [
+    "campaign_models",
+    "inbound_hooks",
+    "mail_models",
+    "metadata",
+    "models",
+    "outbox",
+    "subscriptions",
+    "sync_requests",
+]

@@ -1,0 +1,1 @@
+"""Tracked mailings: segments, campaigns, recipients, links, tracking hits, bounces, suppressions."""

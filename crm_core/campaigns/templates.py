@@ -1,0 +1,175 @@
+"""A campaign's subject and bodies as Jinja2 templates, rendered in a sandbox per recipient.
+
+Variables: ``client`` (the card: ``client.name``, ``client.inn``, ``client.tags``, custom fields
+as ``client.custom.<name>``), ``contact`` (``contact.first_name``... empty when the address is
+the company's own), ``recipient.address``, ``campaign.name`` and ``unsubscribe_url``.  A custom
+field a card lacks is empty, so ``{{ client.custom.region or "Москва" }}`` is the fallback; a
+misspelt variable (``{{ client.nmae }}``) is an error, named with its field and line, found
+when the campaign is saved (syntax) or checked against every recipient before it is sent.
+
+Every ``http(s)`` link of the HTML is numbered when the template is compiled; each recipient's
+copy points at a click redirect carrying that number, and the redirect goes to the URL stored
+for the number (itself a template: ``?utm_content={{ client.id }}`` works), never elsewhere.
+"""
+
+from __future__ import annotations
+
+import html as html_entities
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment
+
+from crm_core.errors import InvalidInput
+from crm_core.models import Client, Contact
+
+_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+_HTML_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+_HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
+_TRACKED = re.compile(r"^\s*https?://", re.IGNORECASE)
+_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
+
+
+class TemplateProblem(InvalidInput):
+    """A template that cannot be rendered: which field, which line, what is wrong."""
+
+    def __init__(self, field: str, line: int | None, message: str) -> None:
+        where = f"{field}, line {line}" if line else field
+        super().__init__(f"{where}: {message}", field=field)
+        self.line = line
+
+
+class _Blank(dict[str, Any]):
+    """Custom fields: one a card lacks reads as empty, so templates can give a fallback."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True)
+class CampaignTemplate:
+    subject: Template
+    html: Template | None
+    text: Template | None
+    links: tuple[str, ...]  # the HTML's link URLs (templates themselves), numbered from 1
+    link_templates: tuple[Template, ...]
+
+    @classmethod
+    def compile(cls, subject: str, html: str, text: str) -> CampaignTemplate:
+        links: list[str] = []
+
+        def numbered(match: re.Match[str]) -> str:
+            url = match.group(3)
+            if not _TRACKED.match(url):
+                return match.group(0)
+            links.append(html_entities.unescape(url.strip()))  # the source says &amp; for &
+            return f"{match.group(1)}{match.group(2)}{{{{ _links[{len(links)}] }}}}{match.group(2)}"
+
+        source = _HREF.sub(numbered, html)
+        return cls(
+            subject=_compile(_ENV, "subject", subject),
+            html=_compile(_HTML_ENV, "html", source) if html.strip() else None,
+            text=_compile(_ENV, "text", text) if text.strip() else None,
+            links=tuple(links),
+            link_templates=tuple(_compile(_ENV, f"link {n}", url) for n, url in enumerate(links, 1)),
+        )
+
+    def render(
+        self,
+        variables: Mapping[str, Any],
+        link_urls: Sequence[str] | None = None,
+        pixel_url: str | None = None,
+    ) -> Rendered:
+        """One recipient's copy; ``link_urls`` (the click redirects, by number) replace the
+        links, else each link is the recipient's rendering of its own URL."""
+        urls = list(link_urls) if link_urls is not None else [self.link_url(n, variables) for n in self._numbers]
+        html = ""
+        if self.html is not None:
+            html = _render("html", self.html, {**variables, "_links": [None, *urls]})
+            if pixel_url:
+                html = _with_pixel(html, pixel_url)
+        text = _render("text", self.text, variables) if self.text is not None else ""
+        return Rendered(_render("subject", self.subject, variables).strip(), html, text)
+
+    def link_url(self, number: int, variables: Mapping[str, Any]) -> str:
+        """Where link ``number`` takes this recipient."""
+        return _render(f"link {number}", self.link_templates[number - 1], variables).strip()
+
+    @property
+    def _numbers(self) -> range:
+        return range(1, len(self.links) + 1)
+
+
+def card_variables(
+    client: Client, contact: Contact | None, address: str, campaign_name: str, unsubscribe_url: str
+) -> dict[str, Any]:
+    """What a template may use, for one recipient (the card's relations loaded)."""
+    return {
+        "client": {
+            "id": client.id,
+            "name": client.name,
+            "full_name": client.full_name or client.name,
+            "kind": client.kind.value,
+            "inn": client.inn or "",
+            "kpp": client.kpp or "",
+            "website": client.website or "",
+            "status": client.status.value,
+            "tags": [t.tag for t in client.tags],
+            "custom": _Blank(client.custom_fields or {}),
+        },
+        "contact": {
+            "first_name": contact.first_name if contact else "",
+            "middle_name": contact.middle_name if contact else "",
+            "last_name": contact.last_name if contact else "",
+            "position": contact.position if contact else "",
+        },
+        "recipient": {"address": address},
+        "campaign": {"name": campaign_name},
+        "unsubscribe_url": unsubscribe_url,
+    }
+
+
+def _compile(env: SandboxedEnvironment, field: str, source: str) -> Template:
+    try:
+        return env.from_string(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(field, exc.lineno, exc.message or "syntax error") from None
+
+
+def _render(field: str, template: Template, variables: Mapping[str, Any]) -> str:
+    try:
+        return template.render(**variables)
+    except UndefinedError as exc:
+        raise TemplateProblem(field, _template_line(exc), exc.message or "undefined variable") from None
+    except TemplateError as exc:
+        raise TemplateProblem(field, _template_line(exc), str(exc)) from None
+    except (TypeError, ValueError, ArithmeticError) as exc:  # a filter given the wrong thing
+        raise TemplateProblem(field, _template_line(exc), str(exc)) from None
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The template's line the error came from: Jinja2 rewrites tracebacks so its frames
+    carry the template's line numbers, under the file name ``<template>``."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _with_pixel(html: str, pixel_url: str) -> str:
+    pixel = f'<img src="{pixel_url}" width="1" height="1" alt="" style="display:block;border:0">'
+    parts = _BODY_END.split(html, maxsplit=1)
+    return f"{parts[0]}{pixel}</body>{parts[1]}" if len(parts) == 2 else html + pixel
