@@ -54,7 +54,7 @@ class Networks:
         self._starts: dict[int, list[int]] = {}
         self._ends: dict[int, list[int]] = {}
         for version, listed in nets.items():
-            merged = list(ipaddress.collapse_addresses(listed))  # type: ignore[arg-type]
+            merged = list(ipaddress.collapse_addresses(listed))  # type: ignore[type-var]  # one version per list
             self._starts[version] = [int(n.network_address) for n in merged]
             self._ends[version] = [int(n.broadcast_address) for n in merged]
 
