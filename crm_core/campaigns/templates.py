@@ -40,6 +40,10 @@ class TemplateProblem(InvalidInput):
         where = f"{field}, line {line}" if line else field
         super().__init__(f"{where}: {message}", field=field)
         self.line = line
+        self.problem = message
+
+    def for_recipient(self, address: str) -> TemplateProblem:
+        return TemplateProblem(self.field or "", self.line, f"{self.problem} (for {address})")
 
 
 class _Blank(dict[str, Any]):
