@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from connectors.imap import ImapConnector, MailboxSettings
+from connectors.imap.client import ImapSession
 from crm_core.mail.models import MailCopy, MailMessage, MailQuarantine
 from hub.context import HubContext
 from hub.mail_ingest import MailIngest
@@ -257,3 +258,19 @@ async def test_a_server_without_idle_is_polled(hub_context: HubContext) -> None:
 async def _polling(connector: ImapConnector) -> bool:
     status = connector.status.folders.get("INBOX")
     return status is not None and status.connected and not status.idle and status.last_checked_at is not None
+
+
+async def test_mail_announced_with_a_search_answer_ends_the_next_idle_at_once(
+    dovecot: Dovecot, dovecot_user: MailUser
+) -> None:
+    """Dovecot tells of a message appended before a UID SEARCH only after that search (which
+    missed it), and never again in IDLE: the session must remember the news itself."""
+    await _append(dovecot, dovecot_user, _message("Первое"))
+    async with await ImapSession.open(_settings(dovecot, dovecot_user)) as session:
+        await session.select("INBOX")
+        await _append(dovecot, dovecot_user, _message("Второе"))
+        assert await session.uids_after(0) == [1]  # the search ran before Dovecot saw the second
+        started = time.monotonic()
+        await session.wait_for_news(10)
+        assert time.monotonic() - started < 1
+        assert await session.uids_after(1) == [2]

@@ -71,6 +71,7 @@ class ImapSession:
             ssl_context=context,
             conn_lost_cb=lambda _exc: self.lost.set(),
         )
+        self._news = False  # an EXISTS or EXPUNGE came since the last UID SEARCH
 
     @classmethod
     async def open(cls, settings: MailboxSettings) -> ImapSession:
@@ -124,6 +125,7 @@ class ImapSession:
     async def uids_after(self, last_uid: int) -> list[int]:
         """UIDs above ``last_uid`` in the selected folder, ascending (``n:*`` always names the
         highest UID, even below ``n``, so that one is filtered out)."""
+        self._news = False
         response = await self._call(self._client.uid_search(f"UID {last_uid + 1}:*", charset=None))
         if response.result != "OK":
             raise ImapCommandFailed(self.settings.name, f"UID SEARCH: {_text(response)}")
@@ -148,6 +150,8 @@ class ImapSession:
         queue = self._client.protocol.idle_queue
         while not queue.empty():  # stale pushes of an earlier IDLE
             queue.get_nowait()
+        if self._news:  # announced with an earlier answer, after its SEARCH ran
+            return
         idle = await self._call(self._client.idle_start(timeout=seconds))
         try:
             while True:
@@ -202,12 +206,31 @@ class ImapSession:
             raise ImapNotConnected(name, f"no IMAP greeting from {self.settings.host}:{self.settings.port}") from None
         except (OSError, aioimaplib.AioImapException) as exc:
             raise ImapNotConnected(name, f"cannot connect: {type(exc).__name__}: {exc}") from exc
+        self._watch_for_news()
         if self.settings.security == "starttls":
             await self._starttls()
         response = await self._call(self._client.login(self.settings.username, self.settings.password))
         if response.result != "OK":
             raise ImapLoginRejected(name, f"login as {self.settings.username!r} refused: {_text(response)}")
         await self._call(self._client.protocol.capability())  # the clean list, as it is after login
+
+    def _watch_for_news(self) -> None:
+        """Note every EXISTS and EXPUNGE the server sends.
+
+        aioimaplib drops one that comes with another command's answer, and Dovecot announces
+        a message appended during a UID SEARCH or FETCH just that way, after a search that did
+        not include it; IDLE then never mentions it again, and the message would wait for the
+        IDLE to be re-issued (25 minutes).
+        """
+        protocol = self._client.protocol
+        untagged = protocol._untagged_response
+
+        def watching(line: bytes) -> aioimaplib.Command:
+            if line.rstrip().endswith((b" EXISTS", b" EXPUNGE")):
+                self._news = True
+            return untagged(line)
+
+        protocol._untagged_response = watching  # type: ignore[method-assign]
 
     async def _starttls(self) -> None:
         protocol = self._client.protocol
