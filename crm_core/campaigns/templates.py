@@ -114,6 +114,11 @@ class CampaignTemplate:
         return range(1, len(self.links) + 1)
 
 
+def render_url(source: str, variables: Mapping[str, Any]) -> str:
+    """A stored link's URL for one recipient (a link's URL is a template too)."""
+    return _render("link", _compile(_ENV, "link", source), variables).strip()
+
+
 def card_variables(
     client: Client, contact: Contact | None, address: str, campaign_name: str, unsubscribe_url: str
 ) -> dict[str, Any]:

@@ -1,0 +1,180 @@
+"""What a tracked hit does: an open, a click or an unsubscribe recorded against its recipient,
+a machine's hit flagged, the event published, an unsubscribed address suppressed.
+
+The request's token has been checked before anything here runs; a recipient that does not
+exist, or a campaign sent without tracking, records nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.campaigns.machines import Hit, MachineRules, Verdict, classify
+from crm_core.campaigns.models import (
+    Campaign,
+    CampaignLink,
+    Recipient,
+    Suppression,
+    SuppressionReason,
+    TrackingHit,
+)
+from crm_core.campaigns.templates import TemplateProblem, card_variables, render_url
+from crm_core.models import Client
+from crm_core.outbox import Event, publish
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """What the request says about who is asking."""
+
+    at: datetime
+    method: str = "GET"
+    user_agent: str | None = None
+    ip: str | None = None
+    has_accept_language: bool = True
+
+
+class Tracking:
+    def __init__(self, session: AsyncSession, rules: MachineRules | None = None) -> None:
+        self.session = session
+        self.rules = rules or MachineRules()
+
+    async def opened(self, recipient_id: int, visit: Visit) -> bool:
+        found = await self._tracked(recipient_id)
+        if found is None:
+            return False
+        recipient, campaign = found
+        verdict = classify(self._hit("open", recipient, visit), self.rules)
+        await self._record(recipient, campaign, "open", None, visit, verdict)
+        return True
+
+    async def clicked(self, recipient_id: int, number: int, visit: Visit) -> str | None:
+        """The URL link ``number`` of this recipient's copy goes to; None when there is none."""
+        found = await self._recipient(recipient_id)
+        if found is None:
+            return None
+        recipient, campaign = found
+        link = await self.session.scalar(
+            select(CampaignLink).where(CampaignLink.campaign_id == campaign.id, CampaignLink.number == number)
+        )
+        if link is None:
+            return None
+        url = await self._url(link, recipient, campaign)
+        if campaign.tracking:
+            await self._record_click(recipient, campaign, number, url, visit)
+        return url
+
+    async def unsubscribed(self, recipient_id: int, visit: Visit, *, one_click: bool) -> bool:
+        """The address is suppressed for every campaign from now on (once, however often asked)."""
+        found = await self._recipient(recipient_id)
+        if found is None:
+            return False
+        recipient, campaign = found
+        already = await self.session.scalar(
+            select(Suppression.id).where(Suppression.address_key == recipient.address_key)
+        )
+        if already is None:
+            self.session.add(
+                Suppression(address_key=recipient.address_key, reason=SuppressionReason.unsubscribed,
+                            campaign_id=campaign.id, detail="one-click" if one_click else "page", created_at=visit.at)
+            )  # fmt: skip
+            await self._record(
+                recipient, campaign, "unsubscribe", None, visit, Verdict(True, "one_click" if one_click else "page")
+            )
+        return True
+
+    # -- private -----------------------------------------------------------------------------
+
+    async def _recipient(self, recipient_id: int) -> tuple[Recipient, Campaign] | None:
+        row = (
+            await self.session.execute(
+                select(Recipient, Campaign)
+                .join(Campaign, Campaign.id == Recipient.campaign_id)
+                .where(Recipient.id == recipient_id)
+            )
+        ).first()
+        return (row[0], row[1]) if row is not None else None
+
+    async def _tracked(self, recipient_id: int) -> tuple[Recipient, Campaign] | None:
+        found = await self._recipient(recipient_id)
+        return found if found is not None and found[1].tracking else None
+
+    def _hit(self, kind: str, recipient: Recipient, visit: Visit, pair: int = 1, burst: int = 1) -> Hit:
+        since = (visit.at - recipient.sent_at).total_seconds() if recipient.sent_at else None
+        return Hit(kind, visit.method, visit.user_agent, visit.ip, since, visit.has_accept_language, pair, burst)
+
+    async def _record_click(
+        self, recipient: Recipient, campaign: Campaign, number: int, url: str, visit: Visit
+    ) -> None:
+        """A click, judged with the recipient's other clicks of the last seconds: a scanner
+        follows several links at once, and then the earlier ones of the burst are its too."""
+        window = timedelta(seconds=self.rules.burst_seconds)
+        recent = (
+            await self.session.execute(
+                select(TrackingHit.id, TrackingHit.link_number, TrackingHit.at).where(
+                    TrackingHit.recipient_id == recipient.id,
+                    TrackingHit.kind == "click",
+                    TrackingHit.at >= visit.at - window,
+                )
+            )
+        ).all()
+        pair_start = visit.at - timedelta(seconds=self.rules.pair_seconds)
+        pair = len({n for _, n, at in recent if at >= pair_start} | {number})
+        burst = len({n for _, n, _ in recent} | {number})
+        verdict = classify(self._hit("click", recipient, visit, pair, burst), self.rules)
+        if verdict.reason in ("link_pair_burst", "link_burst"):
+            caught = [hit_id for hit_id, _, at in recent if verdict.reason == "link_burst" or at >= pair_start]
+            await self.session.execute(
+                update(TrackingHit).where(TrackingHit.id.in_(caught)).values(human=False, reason=verdict.reason)
+            )
+        await self._record(recipient, campaign, "click", number, visit, verdict, url=url)
+
+    async def _record(
+        self,
+        recipient: Recipient,
+        campaign: Campaign,
+        kind: str,
+        number: int | None,
+        visit: Visit,
+        verdict: Verdict,
+        url: str | None = None,
+    ) -> None:
+        self.session.add(
+            TrackingHit(campaign_id=campaign.id, recipient_id=recipient.id, kind=kind, link_number=number,
+                        at=visit.at, human=verdict.human, reason=None if verdict.reason == "human" else verdict.reason,
+                        ip=visit.ip, user_agent=(visit.user_agent or "")[:500] or None)
+        )  # fmt: skip
+        payload: dict[str, Any] = {
+            "campaign_id": campaign.id,
+            "recipient_id": recipient.id,
+            "client_id": recipient.client_id,
+            "contact_id": recipient.contact_id,
+            "address": recipient.address,
+            "at": visit.at,
+        }
+        if kind == "unsubscribe":
+            payload["method"] = verdict.reason
+        else:
+            payload["machine"] = not verdict.human
+        if number is not None:
+            payload |= {"link_id": number, "url": url}
+        kinds = {"open": "mailing.opened", "click": "mailing.clicked", "unsubscribe": "mailing.unsubscribed"}
+        await publish(self.session, Event(kinds[kind], payload, recipient.client_id))
+
+    async def _url(self, link: CampaignLink, recipient: Recipient, campaign: Campaign) -> str:
+        """The link's URL rendered for this recipient; as written when the card is gone."""
+        if "{" not in link.url:
+            return link.url
+        client = await self.session.get(Client, recipient.client_id) if recipient.client_id else None
+        if client is None:
+            return link.url
+        contact = next((c for c in client.contacts if c.id == recipient.contact_id), None)
+        try:
+            return render_url(link.url, card_variables(client, contact, recipient.address, campaign.name, ""))
+        except TemplateProblem:
+            return link.url
