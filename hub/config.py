@@ -128,6 +128,38 @@ class WebhookSettings(BaseModel):
     concurrency: int = Field(8, ge=1, le=256)
 
 
+class DkimSettings(BaseModel):
+    """Signing campaign mail: the DNS TXT record ``<selector>._domainkey.<domain>`` holds the public key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    domain: str
+    selector: str = Field(pattern=r"^[A-Za-z0-9._-]{1,63}$")
+    private_key_file: Path
+
+
+class CampaignSettings(BaseModel):
+    """Tracked mailings: ``[campaigns]``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Where campaigns go out: this server, else the campaign's mailbox's [mailbox.smtp].
+    smtp: SmtpSettings | None = None
+    concurrency: int = Field(4, ge=1, le=64)  # SMTP connections at once
+    rate_per_second: int | None = Field(None, ge=1)
+    rate_per_minute: int | None = Field(None, ge=1)
+    rate_per_hour: int | None = Field(None, ge=1)
+    tracking_url: str = ""  # the hub as recipients reach it (tracking links); default: public_url
+    # The envelope sender, where bounces go: default the bounce mailbox's address, else the From.
+    bounce_address: str = ""
+    unsubscribe_mailto: str = ""  # the List-Unsubscribe mailto; default: the bounce address
+    bounce_mailbox: MailboxSettings | None = None  # read for bounces and complaints
+    soft_bounce_limit: int = Field(3, ge=1)  # soft bounces of one address before it is suppressed
+    apple_networks_file: Path | None = None  # Apple's egress-ip-ranges.csv (Mail Privacy Protection)
+    scanner_networks_file: Path | None = None  # link scanners' networks, one CIDR per line
+    dkim: DkimSettings | None = None
+
+
 class ScreenPopSettings(BaseModel):
     """When an operator's screen pops: as the phone rings (default) or once they answer."""
 
@@ -169,6 +201,7 @@ class Settings(BaseSettings):
     mailbox: list[MailboxSettings] = Field(default_factory=list)
     mail: MailSettings = MailSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    campaigns: CampaignSettings = CampaignSettings()
 
     @field_validator("default_region")
     @classmethod

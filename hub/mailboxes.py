@@ -9,6 +9,7 @@ from __future__ import annotations
 from connectors.imap import MailboxSettings as ImapSettings
 from connectors.smtp import SmtpSettings
 from hub.config import MailboxSettings
+from hub.config import SmtpSettings as ConfiguredSmtp
 
 
 def imap_settings(mailbox: MailboxSettings) -> ImapSettings:
@@ -40,5 +41,18 @@ def smtp_settings(mailbox: MailboxSettings) -> SmtpSettings | None:
         security=smtp.security,
         username=smtp.username or mailbox.username,
         password=(smtp.password or mailbox.password).get_secret_value(),
+        timeout=smtp.timeout_seconds,
+    )
+
+
+def campaign_smtp_settings(smtp: ConfiguredSmtp) -> SmtpSettings:
+    """``[campaigns.smtp]``: a relay for mailings, with its own login or none."""
+    return SmtpSettings(
+        name="campaigns",
+        host=smtp.host,
+        port=smtp.port,
+        security=smtp.security,
+        username=smtp.username,
+        password=smtp.password.get_secret_value() if smtp.password else None,
         timeout=smtp.timeout_seconds,
     )

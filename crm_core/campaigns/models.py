@@ -97,6 +97,7 @@ class Recipient(Base):
     message_id: Mapped[str | None] = mapped_column(String(300), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)  # after a temporary refusal: try again then
     last_error: Mapped[str | None] = mapped_column(Text)
 
 

@@ -143,6 +143,7 @@ def upgrade() -> None:
         sa.Column("message_id", sa.String(length=300), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("not_before", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["campaign_id"],

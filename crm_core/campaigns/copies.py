@@ -1,0 +1,67 @@
+"""One recipient's copy of a campaign: the templates rendered with the card, every link turned
+into its click redirect, the open pixel added, and the unsubscribe URL made for that recipient.
+
+With tracking off, links go straight to their URLs and there is no pixel; the unsubscribe
+URL is always there (the law and RFC 8058 want it whatever the marketer wants to measure).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from crm_core.campaigns.models import Campaign
+from crm_core.campaigns.templates import CampaignTemplate, Rendered, TemplateProblem, card_variables
+from crm_core.campaigns.tokens import Purpose, make_token
+from crm_core.models import Client, Contact
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingUrls:
+    base: str  # the hub as recipients reach it, e.g. https://hub.example.com
+    key: bytes  # tokens.tracking_key(...)
+
+    def open(self, recipient_id: int) -> str:
+        return f"{self.base}/t/o/{make_token(self.key, Purpose.open, recipient_id)}"
+
+    def click(self, recipient_id: int, link: int) -> str:
+        return f"{self.base}/t/c/{make_token(self.key, Purpose.click, recipient_id, link)}"
+
+    def unsubscribe(self, recipient_id: int) -> str:
+        return f"{self.base}/u/{make_token(self.key, Purpose.unsubscribe, recipient_id)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    recipient_id: int
+    address: str
+    rendered: Rendered
+    unsubscribe_url: str
+
+
+class CopyMaker:
+    """Renders one campaign for many recipients; the templates are compiled once."""
+
+    def __init__(self, campaign: Campaign, urls: TrackingUrls) -> None:
+        self.campaign_id = campaign.id
+        self.name = campaign.name
+        self.tracking = campaign.tracking
+        self.template = CampaignTemplate.compile(campaign.subject, campaign.html, campaign.text)
+        self.urls = urls
+
+    def variables(self, recipient_id: int, address: str, client: Client, contact: Contact | None) -> dict[str, Any]:
+        """What the templates see; plain data, so rendering can run off the event loop."""
+        return card_variables(client, contact, address, self.name, self.urls.unsubscribe(recipient_id))
+
+    def make(self, recipient_id: int, address: str, variables: dict[str, Any]) -> Copy:
+        """Raises ``TemplateProblem`` naming the recipient when their card breaks a template."""
+        links = None
+        pixel = None
+        if self.tracking:
+            links = [self.urls.click(recipient_id, n) for n in range(1, len(self.template.links) + 1)]
+            pixel = self.urls.open(recipient_id)
+        try:
+            rendered = self.template.render(variables, link_urls=links, pixel_url=pixel)
+        except TemplateProblem as exc:
+            raise exc.for_recipient(address) from None
+        return Copy(recipient_id, address, rendered, variables["unsubscribe_url"])

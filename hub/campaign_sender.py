@@ -1,0 +1,365 @@
+"""Sending the campaigns: claim recipients, render their copies, hand them to SMTP at the
+configured pace, record each answer.
+
+A producer claims a few recipients at a time (committed as ``sending`` before anything is
+sent), renders and signs their copies in a worker thread, and queues them for a handful of
+workers, one per SMTP connection.  A worker waits for the rate limiter, sends, and leaves the
+answer for the recorder, which stores answers in one transaction every 50 ms.  So at a crash
+the recipients left ``sending`` are those claimed or answered in the last moments: few, and
+sent to review at the next start, never resent silently (see ``crm_core.campaigns.send_queue``).
+
+The producer keeps at most two batches ahead of the workers, so a pause or a cancel stops the
+sending within a few messages: claimed copies of a campaign no longer sending are given back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import quote
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from connectors.mail.compose import Outgoing, compose
+from connectors.mail.dkim import DkimSigner
+from connectors.smtp.errors import (
+    SmtpAuthenticationFailed,
+    SmtpOutcomeUnknown,
+    SmtpPermanentFailure,
+    SmtpRecipientsRefused,
+    SmtpSecurityFailure,
+    SmtpTemporaryFailure,
+)
+from connectors.smtp.pacing import SlidingWindowLimiter
+from connectors.smtp.pool import SmtpPool
+from crm_core.campaigns.copies import Copy, CopyMaker, TrackingUrls
+from crm_core.campaigns.models import Campaign
+from crm_core.campaigns.send_queue import Claimed, Outcome, Result, SendQueue
+from crm_core.campaigns.templates import TemplateProblem
+from crm_core.campaigns.tokens import tracking_key
+from crm_core.mail.events import Address
+from crm_core.models import Client, utcnow
+from hub.config import CampaignSettings
+from hub.context import HubContext
+from hub.mailboxes import campaign_smtp_settings, smtp_settings
+
+log = logging.getLogger("hub.campaigns")
+RECORD_EVERY = 0.05  # seconds: answers are stored together, one transaction per interval
+IDLE_POLL = 1.0  # seconds between looks for work when there is none (and for due schedules)
+SERVER_TROUBLE_PAUSE = (1.0, 60.0)  # a worker's pause after the server could not take a message
+CAMPAIGN_POOL = ""  # the pool of [campaigns.smtp]; mailboxes' pools are under their names
+
+
+class CampaignSmtpMissing(Exception):
+    """Neither ``[campaigns.smtp]`` nor the campaign's mailbox has an SMTP server."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    claimed: Claimed
+    pool: str
+    envelope_from: str
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Campaign:
+    """What sending needs of a campaign, read once per change of the campaign."""
+
+    maker: CopyMaker
+    sender: Address
+    reply_to: str | None
+    pool: str
+    envelope_from: str
+
+
+class CampaignSender:
+    def __init__(self, context: HubContext, base_url: str) -> None:
+        self.context = context
+        self.settings: CampaignSettings = context.settings.campaigns
+        self.urls = TrackingUrls(
+            (self.settings.tracking_url or base_url).rstrip("/"), tracking_key(context.signing_key)
+        )
+        self.limiter = SlidingWindowLimiter.per(
+            self.settings.rate_per_second, self.settings.rate_per_minute, self.settings.rate_per_hour
+        )
+        dkim = self.settings.dkim
+        self.dkim = DkimSigner.from_file(dkim.domain, dkim.selector, dkim.private_key_file) if dkim else None
+        self.sent = 0
+        self._concurrency = self.settings.concurrency
+        self._mailboxes = {m.name: m for m in context.settings.mailbox if m.smtp is not None}
+        self._pools: dict[str, SmtpPool] = {}
+        self._campaigns: dict[int, tuple[object, _Campaign]] = {}
+        self._ready: asyncio.Queue[_Ready] = asyncio.Queue(maxsize=self._concurrency * 2)
+        self._answers: list[Outcome] = []
+        self._answered = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._halted: set[int] = set()
+        self._stopping = asyncio.Event()
+        self._producer: asyncio.Task[None] | None = None
+        self._recorder: asyncio.Task[None] | None = None
+        self._workers: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        async with self.context.transaction() as session:
+            queue = SendQueue(session)
+            interrupted = await queue.interrupted()
+            recent = await queue.sent_since(utcnow() - timedelta(hours=1))
+        if interrupted:
+            log.warning(
+                "recipients were being sent when the hub stopped; they wait for review",
+                extra={"fields": {"recipients": interrupted}},
+            )
+        now = utcnow()
+        self.limiter.seed((now - at).total_seconds() for at in recent)
+        self._producer = asyncio.create_task(self._produce(), name="campaigns:claim")
+        self._recorder = asyncio.create_task(self._record(), name="campaigns:record")
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"campaigns:send:{n}") for n in range(self._concurrency)
+        ]
+
+    def wake(self) -> None:
+        """Look for work now (a campaign was started or resumed)."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Finish the messages being sent, give back the claimed ones, store every answer."""
+        self._stopping.set()
+        self._wake.set()
+        await asyncio.gather(*(t for t in (self._producer, *self._workers) if t), return_exceptions=True)
+        left = []
+        while not self._ready.empty():
+            left.append(self._ready.get_nowait().claimed.recipient_id)
+        await self._return(left)
+        if self._recorder is not None:
+            self._answered.set()
+            await asyncio.gather(self._recorder, return_exceptions=True)
+        await asyncio.gather(*(pool.close() for pool in self._pools.values()))
+        self._producer, self._recorder, self._workers = None, None, []
+
+    # -- claiming and rendering --------------------------------------------------------------
+
+    async def _produce(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                batch = await self._claim()
+            except Exception:  # the database is away, say: the claim rolled back, nothing is lost
+                log.exception("claiming campaign recipients failed")
+                batch = None
+                await self._pause(IDLE_POLL * 5)
+            if batch is None:
+                continue
+            if not batch:
+                await self._pause(IDLE_POLL)
+                continue
+            try:
+                ready = await self._prepare(batch)
+            except Exception:
+                log.exception("preparing campaign messages failed; the recipients are queued again")
+                await self._return([c.recipient_id for c in batch])
+                await self._pause(IDLE_POLL * 5)
+                continue
+            for item in ready:
+                await self._ready.put(item)  # waits while the workers are two batches behind
+
+    async def _claim(self) -> list[Claimed] | None:
+        async with self.context.transaction() as session:
+            queue = SendQueue(session)
+            for campaign_id, problem in await queue.start_due(utcnow()):
+                if problem:
+                    log.error("a scheduled campaign could not start; it is a draft again",
+                              extra={"fields": {"campaign": campaign_id, "problem": problem}})  # fmt: skip
+                else:
+                    log.info("scheduled campaign started", extra={"fields": {"campaign": campaign_id}})
+            self._halted = await queue.halted(sorted(self._campaigns))
+            return await queue.claim(self._concurrency, utcnow())
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+    async def _prepare(self, batch: Sequence[Claimed]) -> list[_Ready]:
+        """Each claimed recipient's message as bytes; one whose copy cannot be made fails."""
+        jobs: list[tuple[Claimed, _Campaign, dict[str, object]]] = []
+        async with self.context.reading() as session:
+            campaigns = {cid: await self._campaign(session, cid) for cid in {c.campaign_id for c in batch}}
+            ids = {c.client_id for c in batch if c.client_id is not None}
+            clients = {c.id: c for c in await session.scalars(select(Client).where(Client.id.in_(ids)))}
+            for claimed in batch:
+                campaign = campaigns[claimed.campaign_id]
+                client = clients.get(claimed.client_id or 0)
+                if campaign is None or client is None or client.deleted_at is not None:
+                    self._answer(Outcome(claimed.recipient_id, Result.failed, utcnow(), "the card was deleted"))
+                    continue
+                contact = next((c for c in client.contacts if c.id == claimed.contact_id), None)
+                variables = campaign.maker.variables(claimed.recipient_id, claimed.address, client, contact)
+                jobs.append((claimed, campaign, variables))
+        built = await asyncio.to_thread(lambda: [self._build(*job) for job in jobs])
+        ready = []
+        for (claimed, _, _), result in zip(jobs, built, strict=True):
+            if isinstance(result, str):
+                self._answer(Outcome(claimed.recipient_id, Result.failed, utcnow(), result))
+            else:
+                ready.append(result)
+        return ready
+
+    async def _campaign(self, session: AsyncSession, campaign_id: int) -> _Campaign | None:
+        campaign = await session.get(Campaign, campaign_id)
+        if campaign is None:
+            return None
+        cached = self._campaigns.get(campaign_id)
+        if cached is not None and cached[0] == campaign.updated_at:
+            return cached[1]
+        pool = self._pool_for(campaign)
+        envelope = self.settings.bounce_address or (
+            self.settings.bounce_mailbox.address if self.settings.bounce_mailbox else ""
+        )
+        made = _Campaign(
+            maker=CopyMaker(campaign, self.urls),
+            sender=Address(campaign.from_address, campaign.from_name),
+            reply_to=campaign.reply_to,
+            pool=pool,
+            envelope_from=envelope or campaign.from_address,
+        )
+        self._campaigns[campaign_id] = (campaign.updated_at, made)
+        return made
+
+    def _build(self, claimed: Claimed, campaign: _Campaign, variables: dict[str, object]) -> _Ready | str:
+        """Runs in a worker thread: render, compose, sign.  A string says why it cannot be sent."""
+        try:
+            copy = campaign.maker.make(claimed.recipient_id, claimed.address, variables)
+            _, raw = compose(self._outgoing(claimed, campaign, copy))
+            if self.dkim is not None:
+                raw = self.dkim.sign(raw)
+        except (TemplateProblem, ValueError) as exc:
+            return str(exc)
+        return _Ready(claimed, campaign.pool, campaign.envelope_from, raw)
+
+    def _outgoing(self, claimed: Claimed, campaign: _Campaign, copy: Copy) -> Outgoing:
+        unsubscribe = f"<{copy.unsubscribe_url}>"
+        mailto = self.settings.unsubscribe_mailto or campaign.envelope_from
+        if mailto:
+            token = copy.unsubscribe_url.rsplit("/", 1)[1]
+            unsubscribe = f"<mailto:{mailto}?subject={quote('unsubscribe ' + token)}>, {unsubscribe}"
+        headers = [
+            ("List-Unsubscribe", unsubscribe),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),  # RFC 8058
+            ("X-Hub-Campaign", str(claimed.campaign_id)),
+            ("Feedback-ID", f"{claimed.campaign_id}:campaign:hub"),  # Gmail's complaint-rate reports group by it
+        ]
+        if campaign.reply_to:
+            headers.append(("Reply-To", campaign.reply_to))
+        rendered = copy.rendered
+        return Outgoing(
+            sender=campaign.sender,
+            to=(Address(claimed.address, ""),),
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html or None,
+            message_id=claimed.message_id.strip("<>"),
+            headers=tuple(headers),
+        )
+
+    def _pool_for(self, campaign: Campaign) -> str:
+        if self.settings.smtp is not None:
+            if CAMPAIGN_POOL not in self._pools:
+                self._pools[CAMPAIGN_POOL] = SmtpPool(campaign_smtp_settings(self.settings.smtp), self._concurrency)
+            return CAMPAIGN_POOL
+        mailbox = self._mailboxes.get(campaign.mailbox or "") or next(iter(self._mailboxes.values()), None)
+        if mailbox is None:
+            raise CampaignSmtpMissing("no SMTP server for campaigns: set [campaigns.smtp] or a [mailbox.smtp]")
+        if mailbox.name not in self._pools:
+            settings = smtp_settings(mailbox)
+            assert settings is not None  # only mailboxes with [mailbox.smtp] are kept
+            self._pools[mailbox.name] = SmtpPool(settings, self._concurrency)
+        return mailbox.name
+
+    # -- sending and recording ---------------------------------------------------------------
+
+    async def _work(self) -> None:
+        trouble = 0
+        while True:
+            if self._stopping.is_set() and self._ready.empty():
+                return
+            try:
+                item = await asyncio.wait_for(self._ready.get(), IDLE_POLL)
+            except TimeoutError:
+                continue
+            if self._stopping.is_set() or item.claimed.campaign_id in self._halted:
+                await self._give_back(item)
+                continue
+            await self.limiter.acquire()
+            outcome = await self._send(item)
+            self._answer(outcome)
+            if outcome.result is Result.not_sent:
+                trouble += 1
+                low, high = SERVER_TROUBLE_PAUSE
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), min(high, low * 2 ** (trouble - 1)))
+            else:
+                trouble = 0
+
+    async def _give_back(self, item: _Ready) -> None:
+        await self._return([item.claimed.recipient_id])
+
+    async def _return(self, recipient_ids: list[int]) -> None:
+        if not recipient_ids:
+            return
+        try:
+            async with self.context.transaction() as session:
+                await SendQueue(session).returned(recipient_ids)
+        except Exception:  # left as sending: they go to review at the next start, never resent
+            log.exception("giving back claimed recipients failed")
+
+    async def _send(self, item: _Ready) -> Outcome:
+        rid = item.claimed.recipient_id
+        try:
+            await self._pools[item.pool].send(item.envelope_from, [item.claimed.address], item.raw)
+        except SmtpOutcomeUnknown as exc:
+            return Outcome(rid, Result.unknown, utcnow(), str(exc))
+        except SmtpRecipientsRefused as exc:
+            reason = "; ".join(exc.refused.values())
+            return Outcome(rid, Result.retry if exc.temporary else Result.failed, utcnow(), reason)
+        except SmtpPermanentFailure as exc:
+            return Outcome(rid, Result.failed, utcnow(), str(exc))
+        except (SmtpAuthenticationFailed, SmtpSecurityFailure) as exc:
+            log.error("campaign mail cannot go out: fix the SMTP settings", extra={"fields": {"error": str(exc)}})
+            return Outcome(rid, Result.not_sent, utcnow(), str(exc))
+        except SmtpTemporaryFailure as exc:
+            return Outcome(rid, Result.retry if exc.code else Result.not_sent, utcnow(), str(exc))
+        except ValueError as exc:  # an address that cannot go on an SMTP command line
+            return Outcome(rid, Result.failed, utcnow(), str(exc))
+        self.sent += 1
+        return Outcome(rid, Result.sent, utcnow())
+
+    def _answer(self, outcome: Outcome) -> None:
+        self._answers.append(outcome)
+        self._answered.set()
+
+    async def _record(self) -> None:
+        while True:
+            await self._answered.wait()
+            if not self._stopping.is_set():
+                await asyncio.sleep(RECORD_EVERY)
+            self._answered.clear()
+            answers, self._answers = self._answers, []
+            if answers:
+                try:
+                    async with self.context.transaction() as session:
+                        finished = await SendQueue(session).record(answers)
+                except Exception:  # kept, and stored with the next ones: a sent message stays sent
+                    log.exception("recording SMTP answers failed")
+                    self._answers[:0] = answers
+                    await asyncio.sleep(IDLE_POLL)
+                    self._answered.set()
+                    continue
+                for campaign_id in finished:
+                    log.info("campaign finished", extra={"fields": {"campaign": campaign_id}})
+            if self._stopping.is_set() and not self._answers:
+                return
