@@ -111,8 +111,7 @@ def test_every_altered_character_is_refused() -> None:
         for char in alphabet:
             if char != token[at]:
                 altered = token[:at] + char + token[at + 1 :]
-                assert read_token(KEY, Purpose.click, altered) in (None, (123456, 3)), altered
-    # (a change confined to base64's padding bits decodes to the same bytes: the same token)
+                assert read_token(KEY, Purpose.click, altered) is None, altered
 
 
 # -- machines --------------------------------------------------------------------------------

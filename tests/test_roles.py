@@ -149,8 +149,13 @@ async def _check_hook(
 
 
 async def test_every_route_of_the_app_is_in_the_document_or_a_page(hub_context: HubContext) -> None:
-    # Pages and the pop socket check the login themselves (tests in test_api_auth and test_telephony).
+    # Pages and the pop socket check the login themselves (tests in test_api_auth and test_telephony);
+    # the tracking endpoints are public and check their signed tokens (test_tracking_web).
     pages = {
+        ("GET", "/t/o/{token}"),
+        ("GET", "/t/c/{token}"),
+        ("GET", "/u/{token}"),
+        ("POST", "/u/{token}"),
         ("GET", "/"),
         ("GET", "/login"),
         ("POST", "/login"),

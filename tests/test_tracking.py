@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.campaigns.book import Campaigns
 from crm_core.campaigns.models import Recipient, RecipientStatus, Suppression, TrackingHit
-from crm_core.campaigns.tracking import Tracking, Visit
+from crm_core.campaigns.tracking import PendingHit, Tracking, Visit
 from crm_core.models import utcnow
 from crm_core.outbox import OutboxEvent
 from tests.test_campaigns import _campaign, _setup
@@ -32,6 +32,18 @@ async def _sent(session: AsyncSession, tracking: bool = True) -> tuple[Recipient
     return recipient, cards
 
 
+async def _open(tracking: Tracking, recipient_id: int, visit: Visit) -> bool:
+    return await tracking.record([PendingHit("open", recipient_id, visit)]) == 1
+
+
+async def _click(tracking: Tracking, recipient_id: int, number: int, visit: Visit) -> str | None:
+    found = await tracking.destination(recipient_id, number)
+    if found is None:
+        return None
+    await tracking.record([PendingHit("click", recipient_id, visit, number, found[0])])
+    return found[0]
+
+
 async def _hits(session: AsyncSession) -> list[tuple[str, int | None, bool, str | None]]:
     rows = await session.execute(
         select(TrackingHit.kind, TrackingHit.link_number, TrackingHit.human, TrackingHit.reason).order_by(
@@ -49,12 +61,12 @@ async def _events(session: AsyncSession) -> list[str]:
 async def test_opens_by_people_and_by_machines_are_both_recorded_and_told_apart(session: AsyncSession) -> None:
     recipient, _ = await _sent(session)
     tracking = Tracking(session)
-    assert await tracking.opened(recipient.id, Visit(utcnow(), user_agent=BROWSER))
-    assert await tracking.opened(recipient.id, Visit(utcnow(), user_agent="Mozilla/5.0"))  # Apple MPP
-    assert await tracking.opened(
-        recipient.id, Visit(utcnow(), user_agent="Mozilla/5.0 (via ggpht.com GoogleImageProxy)")
+    assert await _open(tracking, recipient.id, Visit(utcnow(), user_agent=BROWSER))
+    assert await _open(tracking, recipient.id, Visit(utcnow(), user_agent="Mozilla/5.0"))  # Apple MPP
+    assert await _open(
+        tracking, recipient.id, Visit(utcnow(), user_agent="Mozilla/5.0 (via ggpht.com GoogleImageProxy)")
     )
-    assert not await tracking.opened(recipient.id + 1000, Visit(utcnow(), user_agent=BROWSER))
+    assert not await _open(tracking, recipient.id + 1000, Visit(utcnow(), user_agent=BROWSER))
     assert await _hits(session) == [
         ("open", None, True, None),
         ("open", None, False, "apple_mpp"),
@@ -66,9 +78,9 @@ async def test_opens_by_people_and_by_machines_are_both_recorded_and_told_apart(
 async def test_a_click_goes_only_to_the_stored_link_rendered_for_the_recipient(session: AsyncSession) -> None:
     recipient, cards = await _sent(session)
     tracking = Tracking(session)
-    url = await tracking.clicked(recipient.id, 1, Visit(utcnow(), user_agent=BROWSER))
+    url = await _click(tracking, recipient.id, 1, Visit(utcnow(), user_agent=BROWSER))
     assert url == f"https://shop.example.com/sale?c={cards['Лютик']}"
-    assert await tracking.clicked(recipient.id, 3, Visit(utcnow(), user_agent=BROWSER)) is None  # no link 3
+    assert await _click(tracking, recipient.id, 3, Visit(utcnow(), user_agent=BROWSER)) is None  # no link 3
     assert await _hits(session) == [("click", 1, True, None)]
     events = (await session.scalars(select(OutboxEvent).order_by(OutboxEvent.id))).all()
     assert events[-1].type == "mailing.clicked" and events[-1].payload["url"] == url
@@ -80,18 +92,18 @@ async def test_a_scanner_following_every_link_at_once_is_caught_with_its_first_c
     recipient, _ = await _sent(session)
     tracking = Tracking(session)
     now = utcnow()
-    await tracking.clicked(recipient.id, 1, Visit(now, user_agent=BROWSER))
-    await tracking.clicked(recipient.id, 2, Visit(now + timedelta(seconds=1), user_agent=BROWSER))
+    await _click(tracking, recipient.id, 1, Visit(now, user_agent=BROWSER))
+    await _click(tracking, recipient.id, 2, Visit(now + timedelta(seconds=1), user_agent=BROWSER))
     assert await _hits(session) == [("click", 1, False, "link_pair_burst"), ("click", 2, False, "link_pair_burst")]
-    await tracking.clicked(recipient.id, 1, Visit(now + timedelta(minutes=5), user_agent=BROWSER))
+    await _click(tracking, recipient.id, 1, Visit(now + timedelta(minutes=5), user_agent=BROWSER))
     assert (await _hits(session))[-1] == ("click", 1, True, None)
 
 
 async def test_without_tracking_a_click_still_redirects_but_nothing_is_recorded(session: AsyncSession) -> None:
     recipient, _ = await _sent(session, tracking=False)
     tracking = Tracking(session)
-    assert await tracking.clicked(recipient.id, 2, Visit(utcnow(), user_agent=BROWSER)) == "https://shop.example.com/"
-    assert not await tracking.opened(recipient.id, Visit(utcnow(), user_agent=BROWSER))
+    assert await _click(tracking, recipient.id, 2, Visit(utcnow(), user_agent=BROWSER)) == "https://shop.example.com/"
+    assert not await _open(tracking, recipient.id, Visit(utcnow(), user_agent=BROWSER))
     assert await _hits(session) == [] and await _events(session) == []
 
 

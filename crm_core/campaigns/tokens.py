@@ -46,6 +46,8 @@ def read_token(key: bytes, purpose: Purpose, token: str) -> tuple[int, int | Non
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (binascii.Error, ValueError):
         return None
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != token:
+        return None  # the last character's spare bits changed: the same bytes, another token
     body, tag = raw[:-TAG_BYTES], raw[-TAG_BYTES:]
     if not body:
         return None

@@ -2,11 +2,13 @@
 a machine's hit flagged, the event published, an unsubscribed address suppressed.
 
 The request's token has been checked before anything here runs; a recipient that does not
-exist, or a campaign sent without tracking, records nothing.
+exist, or a campaign sent without tracking, records nothing.  Opens and clicks are answered
+at once and recorded in batches (``record``); an unsubscribe is recorded before it is answered.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,22 +41,25 @@ class Visit:
     has_accept_language: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class PendingHit:
+    """An open or a click answered already, waiting to be recorded with others."""
+
+    kind: str  # "open" or "click"
+    recipient_id: int
+    visit: Visit
+    link: int | None = None
+    url: str | None = None
+
+
 class Tracking:
     def __init__(self, session: AsyncSession, rules: MachineRules | None = None) -> None:
         self.session = session
         self.rules = rules or MachineRules()
 
-    async def opened(self, recipient_id: int, visit: Visit) -> bool:
-        found = await self._tracked(recipient_id)
-        if found is None:
-            return False
-        recipient, campaign = found
-        verdict = classify(self._hit("open", recipient, visit), self.rules)
-        await self._record(recipient, campaign, "open", None, visit, verdict)
-        return True
-
-    async def clicked(self, recipient_id: int, number: int, visit: Visit) -> str | None:
-        """The URL link ``number`` of this recipient's copy goes to; None when there is none."""
+    async def destination(self, recipient_id: int, number: int) -> tuple[str, bool] | None:
+        """Where link ``number`` of this recipient's copy goes, and whether the campaign tracks
+        clicks; None when there is no such recipient or link.  Only reads."""
         found = await self._recipient(recipient_id)
         if found is None:
             return None
@@ -64,10 +69,31 @@ class Tracking:
         )
         if link is None:
             return None
-        url = await self._url(link, recipient, campaign)
-        if campaign.tracking:
-            await self._record_click(recipient, campaign, number, url, visit)
-        return url
+        return await self._url(link, recipient, campaign), campaign.tracking
+
+    async def record(self, hits: Sequence[PendingHit]) -> int:
+        """Record opens and clicks, in their order; how many were (a recipient gone, or a
+        campaign not tracked, records nothing)."""
+        ids = {hit.recipient_id for hit in hits}
+        rows = await self.session.execute(
+            select(Recipient, Campaign)
+            .join(Campaign, Campaign.id == Recipient.campaign_id)
+            .where(Recipient.id.in_(ids))
+        )
+        found = {recipient.id: (recipient, campaign) for recipient, campaign in rows.all()}
+        recorded = 0
+        for hit in hits:
+            pair = found.get(hit.recipient_id)
+            if pair is None or not pair[1].tracking:
+                continue
+            recipient, campaign = pair
+            if hit.kind == "click" and hit.link is not None:
+                await self._record_click(recipient, campaign, hit.link, hit.url or "", hit.visit)
+            else:
+                verdict = classify(self._hit("open", recipient, hit.visit), self.rules)
+                await self._record(recipient, campaign, "open", None, hit.visit, verdict)
+            recorded += 1
+        return recorded
 
     async def unsubscribed(self, recipient_id: int, visit: Visit, *, one_click: bool) -> bool:
         """The address is suppressed for every campaign from now on (once, however often asked)."""
@@ -99,10 +125,6 @@ class Tracking:
             )
         ).first()
         return (row[0], row[1]) if row is not None else None
-
-    async def _tracked(self, recipient_id: int) -> tuple[Recipient, Campaign] | None:
-        found = await self._recipient(recipient_id)
-        return found if found is not None and found[1].tracking else None
 
     def _hit(self, kind: str, recipient: Recipient, visit: Visit, pair: int = 1, burst: int = 1) -> Hit:
         since = (visit.at - recipient.sent_at).total_seconds() if recipient.sent_at else None

@@ -7,7 +7,11 @@ from pathlib import Path
 from aiohttp import web
 
 from crm_core.blobs import BlobStore
+from crm_core.campaigns.machines import MachineRules, Networks
+from crm_core.campaigns.tokens import tracking_key
+from hub.config import CampaignSettings
 from hub.context import HubContext
+from hub.hit_log import HitLog
 from hub.mail import Mail
 from hub.screen_pop import PopHub
 from hub.telephony import Telephony
@@ -21,6 +25,7 @@ from hub.web import (
     metrics,
     pages,
     system,
+    tracking,
     users,
     webhooks_api,
     ws,
@@ -64,6 +69,26 @@ def make_app(
     for module in API_MODULES:
         module.api.mount(app)
     app.router.add_routes(pages.routes)
+    app.router.add_routes(tracking.routes)
+    app[tracking.TRACKING_KEY] = tracking_key(context.signing_key)
+    app[tracking.HITS] = HitLog(context, machine_rules(context.settings.campaigns))
+    app.on_startup.append(_start_hit_log)
+    app.on_cleanup.append(_stop_hit_log)
     app.router.add_get("/ws", ws.operator_socket)
     app.router.add_static("/static", STATIC)
     return app
+
+
+def machine_rules(settings: CampaignSettings) -> MachineRules:
+    """The rules with the configured network lists (Apple's egress ranges, known scanners)."""
+    apple = Networks.from_file(settings.apple_networks_file) if settings.apple_networks_file else Networks()
+    scanners = Networks.from_file(settings.scanner_networks_file) if settings.scanner_networks_file else Networks()
+    return MachineRules(apple=apple, scanners=scanners)
+
+
+async def _start_hit_log(app: web.Application) -> None:
+    app[tracking.HITS].start()
+
+
+async def _stop_hit_log(app: web.Application) -> None:
+    await app[tracking.HITS].stop()

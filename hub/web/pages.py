@@ -25,6 +25,10 @@ _env = jinja2.Environment(
 TEXTS: dict[str, dict[str, Any]] = {
     "ru": {
         "login_title": "Вход",
+        "unsubscribe_title": "Отписка от рассылки",
+        "unsubscribe_question": "Больше не получать наши рассылки на этот адрес?",
+        "unsubscribe_button": "Отписаться",
+        "unsubscribe_done": "Готово: рассылки на этот адрес больше не придут.",
         "username": "Имя пользователя",
         "password": "Пароль",
         "login": "Войти",
@@ -69,6 +73,10 @@ TEXTS: dict[str, dict[str, Any]] = {
     },
     "en": {
         "login_title": "Log in",
+        "unsubscribe_title": "Unsubscribe",
+        "unsubscribe_question": "Stop receiving our mailings at this address?",
+        "unsubscribe_button": "Unsubscribe",
+        "unsubscribe_done": "Done: no more mailings will be sent to this address.",
         "username": "User name",
         "password": "Password",
         "login": "Log in",
@@ -131,6 +139,11 @@ def _render(request: web.Request, template: str, user: User | None, status: int 
             "X-Frame-Options": "DENY",
         },
     )
+
+
+def render_public(request: web.Request, template: str, **values: Any) -> web.Response:
+    """A page for someone not logged in (a mail recipient), in the language their browser asks for."""
+    return _render(request, template, None, **values)
 
 
 def _safe_next(target: str | None) -> str:
