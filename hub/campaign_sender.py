@@ -37,11 +37,13 @@ from connectors.smtp.errors import (
 )
 from connectors.smtp.pacing import SlidingWindowLimiter
 from connectors.smtp.pool import SmtpPool
+from crm_core.campaigns.book import Campaigns
 from crm_core.campaigns.copies import Copy, CopyMaker, TrackingUrls
 from crm_core.campaigns.models import Campaign
 from crm_core.campaigns.send_queue import Claimed, Outcome, Result, SendQueue
 from crm_core.campaigns.templates import TemplateProblem
 from crm_core.campaigns.tokens import tracking_key
+from crm_core.errors import NotFound
 from crm_core.mail.events import Address
 from crm_core.models import Client, utcnow
 from hub.config import CampaignSettings
@@ -142,6 +144,25 @@ class CampaignSender:
         await asyncio.gather(*(pool.close() for pool in self._pools.values()))
         self._producer, self._recorder, self._workers = None, None, []
 
+    async def send_test(self, campaign_id: int, client_id: int, address: str) -> str:
+        """One copy to ``address``, as ``client_id``'s card would get it, untracked (its opens and
+        clicks count nowhere; its unsubscribe link names no recipient); its Message-ID.
+
+        Raises ``NotFound``, ``TemplateProblem``, ``ValueError`` (the address) or an ``SmtpError``."""
+        async with self.context.reading() as session:
+            campaign = await Campaigns(session).get(campaign_id)
+            client = await session.get(Client, client_id)
+            if client is None or client.deleted_at is not None:
+                raise NotFound(f"client {client_id} not found")
+            described = self._describe(campaign, tracked=False)
+            variables = described.maker.variables(0, address, client, None)
+        copy = described.maker.make(0, address, variables)
+        message_id, raw = compose(self._outgoing(campaign_id, address, None, described, copy))
+        if self.dkim is not None:
+            raw = await asyncio.to_thread(self.dkim.sign, raw)
+        await self._pools[described.pool].send(described.envelope_from, [address], raw)
+        return f"<{message_id}>"
+
     # -- claiming and rendering --------------------------------------------------------------
 
     async def _produce(self) -> None:
@@ -216,32 +237,36 @@ class CampaignSender:
         cached = self._campaigns.get(campaign_id)
         if cached is not None and cached[0] == campaign.updated_at:
             return cached[1]
-        pool = self._pool_for(campaign)
+        made = self._describe(campaign, campaign.tracking)
+        self._campaigns[campaign_id] = (campaign.updated_at, made)
+        return made
+
+    def _describe(self, campaign: Campaign, tracked: bool) -> _Campaign:
         envelope = self.settings.bounce_address or (
             self.settings.bounce_mailbox.address if self.settings.bounce_mailbox else ""
         )
-        made = _Campaign(
-            maker=CopyMaker(campaign, self.urls),
+        return _Campaign(
+            maker=CopyMaker(campaign, self.urls, tracked=tracked),
             sender=Address(campaign.from_address, campaign.from_name),
             reply_to=campaign.reply_to,
-            pool=pool,
+            pool=self._pool_for(campaign),
             envelope_from=envelope or campaign.from_address,
         )
-        self._campaigns[campaign_id] = (campaign.updated_at, made)
-        return made
 
     def _build(self, claimed: Claimed, campaign: _Campaign, variables: dict[str, object]) -> _Ready | str:
         """Runs in a worker thread: render, compose, sign.  A string says why it cannot be sent."""
         try:
             copy = campaign.maker.make(claimed.recipient_id, claimed.address, variables)
-            _, raw = compose(self._outgoing(claimed, campaign, copy))
+            _, raw = compose(self._outgoing(claimed.campaign_id, claimed.address, claimed.message_id, campaign, copy))
             if self.dkim is not None:
                 raw = self.dkim.sign(raw)
         except (TemplateProblem, ValueError) as exc:
             return str(exc)
         return _Ready(claimed, campaign.pool, campaign.envelope_from, raw)
 
-    def _outgoing(self, claimed: Claimed, campaign: _Campaign, copy: Copy) -> Outgoing:
+    def _outgoing(
+        self, campaign_id: int, address: str, message_id: str | None, campaign: _Campaign, copy: Copy
+    ) -> Outgoing:
         unsubscribe = f"<{copy.unsubscribe_url}>"
         mailto = self.settings.unsubscribe_mailto or campaign.envelope_from
         if mailto:
@@ -250,19 +275,19 @@ class CampaignSender:
         headers = [
             ("List-Unsubscribe", unsubscribe),
             ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),  # RFC 8058
-            ("X-Hub-Campaign", str(claimed.campaign_id)),
-            ("Feedback-ID", f"{claimed.campaign_id}:campaign:hub"),  # Gmail's complaint-rate reports group by it
+            ("X-Hub-Campaign", str(campaign_id)),
+            ("Feedback-ID", f"{campaign_id}:campaign:hub"),  # Gmail's complaint-rate reports group by it
         ]
         if campaign.reply_to:
             headers.append(("Reply-To", campaign.reply_to))
         rendered = copy.rendered
         return Outgoing(
             sender=campaign.sender,
-            to=(Address(claimed.address, ""),),
+            to=(Address(address, ""),),
             subject=rendered.subject,
             text=rendered.text,
             html=rendered.html or None,
-            message_id=claimed.message_id.strip("<>"),
+            message_id=message_id.strip("<>") if message_id else None,
             headers=tuple(headers),
         )
 

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from crm_core.models import Role
 from crm_core.users import NewUser, UserDirectory
+from hub.campaign_sender import CampaignSender
 from hub.config import Settings
 from hub.context import HubContext
 from hub.mail import Mail
@@ -57,18 +58,24 @@ async def serve(settings: Settings) -> None:
     telephony: Telephony | None = None
     mail: Mail | None = None
     webhooks: Dispatcher | None = None
+    campaigns: CampaignSender | None = None
     try:
         password = await ensure_admin(context)
         pops = PopHub()
         telephony = Telephony(context, pops) if settings.pbx else None
         mail = Mail(context) if settings.mailbox else None
-        runner = web.AppRunner(make_app(context, pops, telephony, mail), access_log=None, shutdown_timeout=10)
+        if settings.campaigns.smtp is not None or any(m.smtp for m in settings.mailbox):
+            campaigns = CampaignSender(context, base_url(settings))
+        app = make_app(context, pops, telephony, mail, campaigns)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=10)
         await runner.setup()
         await web.TCPSite(runner, settings.http_host, settings.http_port).start()
         if telephony is not None:
             await telephony.start()
         if mail is not None:
             await mail.start()
+        if campaigns is not None:
+            await campaigns.start()
         webhooks = Dispatcher(
             context,
             allow_private=settings.webhooks.allow_private,
@@ -90,6 +97,8 @@ async def serve(settings: Settings) -> None:
         await _wait_for_stop()
         log.info("stopping")
     finally:
+        if campaigns is not None:
+            await campaigns.stop()
         if webhooks is not None:
             await webhooks.stop()
         if mail is not None:

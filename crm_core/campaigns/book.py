@@ -139,6 +139,11 @@ class Campaigns:
             raise NotFound(f"campaign {campaign_id} not found")
         return campaign
 
+    async def delete(self, campaign_id: int) -> None:
+        """Only a draft goes: a campaign that sent anything stays, for its statistics."""
+        campaign = await self._in(campaign_id, (CampaignStatus.draft,), "deleted")
+        await self.session.delete(campaign)
+
     async def all(self) -> list[Campaign]:
         return list((await self.session.scalars(select(Campaign).order_by(Campaign.id.desc()))).all())
 

@@ -42,10 +42,10 @@ class Copy:
 class CopyMaker:
     """Renders one campaign for many recipients; the templates are compiled once."""
 
-    def __init__(self, campaign: Campaign, urls: TrackingUrls) -> None:
+    def __init__(self, campaign: Campaign, urls: TrackingUrls, *, tracked: bool) -> None:
         self.campaign_id = campaign.id
         self.name = campaign.name
-        self.tracking = campaign.tracking
+        self.tracking = tracked
         self.template = CampaignTemplate.compile(campaign.subject, campaign.html, campaign.text)
         self.urls = urls
 

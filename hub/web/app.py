@@ -9,6 +9,7 @@ from aiohttp import web
 from crm_core.blobs import BlobStore
 from crm_core.campaigns.machines import MachineRules, Networks
 from crm_core.campaigns.tokens import tracking_key
+from hub.campaign_sender import CampaignSender
 from hub.config import CampaignSettings
 from hub.context import HubContext
 from hub.hit_log import HitLog
@@ -18,6 +19,7 @@ from hub.telephony import Telephony
 from hub.web import (
     audit_log,
     calls,
+    campaigns_api,
     clients,
     hooks_api,
     login,
@@ -37,7 +39,19 @@ from hub.web.ratelimit import LoginLimiter
 from hub.web.state import BLOBS, CONTEXT, LOGIN_LIMITER, MAIL, POPS, TELEPHONY
 
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024  # CSV imports of a few hundred thousand rows
-API_MODULES = (system, metrics, login, users, clients, calls, messages, webhooks_api, hooks_api, audit_log)
+API_MODULES = (
+    system,
+    metrics,
+    login,
+    users,
+    clients,
+    calls,
+    messages,
+    campaigns_api,
+    webhooks_api,
+    hooks_api,
+    audit_log,
+)
 STATIC = Path(__file__).parent / "static"
 
 
@@ -46,10 +60,14 @@ def all_endpoints() -> list[Endpoint]:
 
 
 def make_app(
-    context: HubContext, pops: PopHub | None = None, telephony: Telephony | None = None, mail: Mail | None = None
+    context: HubContext,
+    pops: PopHub | None = None,
+    telephony: Telephony | None = None,
+    mail: Mail | None = None,
+    campaigns: CampaignSender | None = None,
 ) -> web.Application:
     """The app; ``telephony`` is given when PBXes are configured (sharing ``pops`` with it),
-    ``mail`` when mailboxes are."""
+    ``mail`` when mailboxes are, ``campaigns`` when an SMTP server can send mailings."""
     app = web.Application(
         middlewares=[metrics.metrics_middleware, error_middleware],
         client_max_size=MAX_UPLOAD_BYTES,
@@ -63,6 +81,8 @@ def make_app(
     app[BLOBS] = BlobStore(context.settings.data_dir / "blobs")
     if mail is not None:
         app[MAIL] = mail
+    if campaigns is not None:
+        app[campaigns_api.CAMPAIGNS] = campaigns
     if telephony is not None:
         app[TELEPHONY] = telephony
         app[metrics.METRICS].registry.register(metrics.TelephonyCollector(telephony, app[POPS]))
