@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_core.campaigns.history import mailings
 from crm_core.mail.models import MailLink, MailMessage
 from crm_core.models import AuditEntry, Call
 from crm_core.telephony.call_log import call_to_dict
@@ -23,7 +24,7 @@ from crm_core.telephony.call_log import call_to_dict
 @dataclass(frozen=True, slots=True)
 class TimelineItem:
     at: datetime
-    kind: str  # "card", "call", "email"; later "mailing", "onec"
+    kind: str  # "card", "call", "email", "mailing"; later "onec"
     id: str
     title: str
     data: dict[str, Any] = field(default_factory=dict)
@@ -111,7 +112,7 @@ async def emails(session: AsyncSession, client_id: int, before: datetime | None,
     ]
 
 
-SOURCES: list[Source] = [card_changes, calls, emails]
+SOURCES: list[Source] = [card_changes, calls, emails, mailings]
 
 
 async def client_timeline(

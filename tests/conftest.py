@@ -138,3 +138,13 @@ async def tokens(hub_context: HubContext) -> dict[Role, str]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def hub_database_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """ "" for the default (SQLite in the data dir), else a fresh PostgreSQL database, dropped after."""
+    if request.param == "sqlite":
+        yield ""
+        return
+    async with fresh_pg_database() as url:
+        yield url

@@ -17,6 +17,7 @@ import shutil
 import ssl
 import subprocess
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ class Received:
     connection: int  # 1 for the first connection the server accepted, and so on
     tls: bool  # the message came encrypted (after STARTTLS, or implicit TLS)
     login: str | None  # the user that authenticated, if any
+    at: float = 0.0  # time.monotonic() when DATA ended
 
 
 @dataclass
@@ -178,6 +180,7 @@ class SmtpTestServer:
             connection=connection,
             tls=server.transport is not None and server.transport.get_extra_info("sslcontext") is not None,
             login=login,
+            at=time.monotonic(),
         )
         if self._behaviour.data_delay:
             self.delayed.append(received)

@@ -8,13 +8,7 @@ with the same `webhook-id` for the receiver to deduplicate.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -27,18 +21,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.conftest import fresh_pg_database
+from tests.hub_process import WAIT, Hub, free_port
 from webhooks.signing import verify
 
-HUB = [sys.executable, "-m", "hub"]
 TIMEOUT_SECONDS = 2  # the hub's attempt timeout; a claimed delivery is leased for 4 of them + 5 s
-WAIT = 30.0  # the longest any one step may take
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -92,66 +78,6 @@ class Receiver:
         return {a.event["data"]["id"] for a in self.created(client_ids, mode)}
 
 
-class Hub:
-    """`hub run --config FILE` as a child process, started again after each kill."""
-
-    def __init__(self, config: Path, port: int, logs: Path) -> None:
-        self.config = config
-        self.url = f"http://127.0.0.1:{port}"
-        self.logs = logs
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    async def cli(self, *args: str) -> str:
-        proc = await asyncio.create_subprocess_exec(
-            *HUB, *args, "--config", str(self.config), env=self.env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, err = await asyncio.wait_for(proc.communicate(), WAIT)
-        assert proc.returncode == 0, f"hub {' '.join(args)}: {err.decode()}"
-        return out.decode()
-
-    async def start(self) -> None:
-        assert self.proc is None or self.proc.poll() is not None
-        self.starts += 1
-        with open(self.logs / f"hub-{self.starts}.log", "wb") as log:
-            self.proc = subprocess.Popen(
-                HUB + ["run", "--config", str(self.config)], env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        async with aiohttp.ClientSession() as http:
-            deadline = time.monotonic() + WAIT
-            while time.monotonic() < deadline:
-                assert self.proc.poll() is None, f"hub exited with {self.proc.returncode}:\n{self.log()}"
-                with contextlib.suppress(aiohttp.ClientConnectionError):
-                    async with http.get(self.url + "/healthz") as resp:
-                        if resp.status == 200:
-                            return
-                await asyncio.sleep(0.1)
-        raise AssertionError(f"no /healthz within {WAIT} s:\n{self.log()}")
-
-    def kill9(self) -> None:
-        assert self.proc is not None and self.proc.poll() is None, "the hub died before it was killed"
-        os.kill(self.proc.pid, signal.SIGKILL)
-        assert self.proc.wait(timeout=10) == -signal.SIGKILL
-
-    def stop(self) -> None:
-        """Whatever state it is in: TERM, then KILL if it does not go."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def log(self) -> str:
-        return "".join(
-            f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}" for p in sorted(self.logs.glob("*.log"))
-        )
-
-
 async def _until(what: str, done: Callable[[], bool], hub: Hub) -> None:
     deadline = time.monotonic() + WAIT
     while not done():
@@ -160,16 +86,6 @@ async def _until(what: str, done: Callable[[], bool], hub: Hub) -> None:
         if hub.proc is not None and hub.proc.poll() is not None:
             raise AssertionError(f"the hub exited with {hub.proc.returncode} waiting for: {what}\n{hub.log()}")
         await asyncio.sleep(0.02)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
-    """ "" for the default (SQLite in the data dir), else a fresh PostgreSQL database, dropped after."""
-    if request.param == "sqlite":
-        yield ""
-        return
-    async with fresh_pg_database() as url:
-        yield url
 
 
 @pytest.fixture
@@ -184,13 +100,13 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 async def test_kill_9_between_commit_and_delivery_loses_nothing(
-    database_url: str, receiver: Receiver, tmp_path: Path
+    hub_database_url: str, receiver: Receiver, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "hub.toml"
     config.write_text(
         f'data_dir = "{tmp_path / "var"}"\n'
-        f'database_url = "{database_url}"\n'
+        f'database_url = "{hub_database_url}"\n'
         f"http_port = {port}\n"
         "[webhooks]\n"
         "allow_private = true\n"
@@ -199,7 +115,7 @@ async def test_kill_9_between_commit_and_delivery_loses_nothing(
     hub = Hub(config, port, tmp_path)
     started = time.monotonic()
     try:
-        if database_url:
+        if hub_database_url:
             await hub.cli("db", "upgrade")
         await hub.start()
         token = (await hub.cli("token", "create", "--user", "admin")).strip()
@@ -274,7 +190,7 @@ async def test_kill_9_between_commit_and_delivery_loses_nothing(
 
         repeated = sum(1 for n in Counter(a.headers["webhook-id"] for a in attempts).values() if n > 1)
         print(
-            f"\n{'postgresql' if database_url else 'sqlite'}: {len(ids_of)} events, {len(attempts)} attempts,"
+            f"\n{'postgresql' if hub_database_url else 'sqlite'}: {len(ids_of)} events, {len(attempts)} attempts,"
             f" {repeated} webhook-ids seen more than once, {len(cut_off)} attempts cut off by kill -9;"
             f" all in {a_seconds:.1f} s after restart A, {b_seconds:.1f} s after restart B;"
             f" whole test {time.monotonic() - started:.1f} s"

@@ -80,9 +80,7 @@ class SendQueue:
         goes back to draft with the reason, instead of being tried again every second."""
         due = (
             await self.session.scalars(
-                select(Campaign.id).where(
-                    Campaign.status == CampaignStatus.scheduled, Campaign.scheduled_at <= now
-                )
+                select(Campaign.id).where(Campaign.status == CampaignStatus.scheduled, Campaign.scheduled_at <= now)
             )
         ).all()
         started: list[tuple[int, str | None]] = []
