@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -99,6 +100,8 @@ def compose(message: Outgoing) -> tuple[str, bytes]:
         _set(msg, "References", [f"<{i}>" for i in dict.fromkeys(references)])
     for name, value in message.headers:
         _add_extra(msg, name, value)
+    if not message.attachments:  # text, or text and HTML: written here, ten times faster (mailings)
+        return message_id, _with_simple_body(msg, message)
     _set_body(msg, message)
     for part in msg.walk():  # the library repeats MIME-Version in every part it creates
         if part is not msg:
@@ -290,6 +293,32 @@ def _add_extra(msg: EmailMessage, name: str, value: str) -> None:
         _set(msg, name, _address_tokens([Address(spec, display) for display, spec in pairs], name))
     else:  # ASCII as written (URLs must stay readable), anything else as encoded words
         _set(msg, name, _text_tokens(name, value))
+
+
+def _with_simple_body(msg: EmailMessage, message: Outgoing) -> bytes:
+    """The headers already set, then a text part, or text and HTML as multipart/alternative,
+    written directly: what ``set_content`` would make, without its header parsing."""
+    text = message.text or (html_to_text(message.html) if message.html else "")
+    lines = [f"{name}: {value}" for name, value in msg.raw_items()]
+    lines.append("MIME-Version: 1.0")
+    if message.html is None:
+        lines.extend(_text_part("plain", text))
+    else:
+        boundary = f"=_{secrets.token_hex(12)}"
+        lines.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
+        lines.extend(["", f"--{boundary}", *_text_part("plain", text), f"--{boundary}",
+                      *_text_part("html", message.html), f"--{boundary}--"])  # fmt: skip
+    return ("\r\n".join(lines).replace("\r\n", "\n").replace("\n", "\r\n") + "\r\n").encode("ascii")
+
+
+def _text_part(subtype: str, text: str) -> list[str]:
+    """Header lines, a blank line and the body: 7bit when it is short-lined ASCII, else base64."""
+    body = text.replace("\r\n", "\n").replace("\r", "\n")
+    if body.isascii() and all(len(line) <= MAX_LINE for line in body.split("\n")):
+        encoding, encoded = "7bit", body.rstrip("\n")
+    else:
+        encoding, encoded = "base64", base64.encodebytes(body.encode("utf-8")).decode("ascii").rstrip("\n")
+    return [f'Content-Type: text/{subtype}; charset="utf-8"', f"Content-Transfer-Encoding: {encoding}", "", encoded]
 
 
 def _set_body(msg: EmailMessage, message: Outgoing) -> None:

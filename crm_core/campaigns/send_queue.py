@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.campaigns.book import Campaigns
@@ -30,6 +30,7 @@ from crm_core.outbox import Event, publish
 MAX_ATTEMPTS = 5  # temporary refusals before a recipient counts as failed
 RETRY_AFTER = (60, 300, 900, 3600)  # seconds before the 2nd, 3rd... attempt
 NOT_SENT_PAUSE = 5  # seconds before a message the server could not take is claimed again
+RECIPIENTS: Table = Recipient.__table__  # type: ignore[assignment]  # a mapped class's Table
 INTERRUPTED = "the hub stopped while this message was being sent: it may or may not have gone"
 
 
@@ -54,7 +55,7 @@ class Claimed:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    recipient_id: int
+    claimed: Claimed
     result: Result
     at: datetime
     error: str | None = None
@@ -97,61 +98,53 @@ class SendQueue:
         return started
 
     async def claim(self, limit: int, now: datetime) -> list[Claimed]:
-        """The next queued recipients of sending campaigns (oldest campaign first), now ``sending``."""
+        """The next queued recipients of sending campaigns (oldest campaign first), now ``sending``.
+
+        Core statements, not ORM objects: this and ``record`` are the sender's whole database cost."""
         query = (
-            select(Recipient, Campaign.from_address)
-            .join(Campaign, Campaign.id == Recipient.campaign_id)
+            select(RECIPIENTS.c.id, RECIPIENTS.c.campaign_id, RECIPIENTS.c.client_id, RECIPIENTS.c.contact_id,
+                   RECIPIENTS.c.address, RECIPIENTS.c.message_id, RECIPIENTS.c.attempts, Campaign.from_address)
+            .join(Campaign, Campaign.id == RECIPIENTS.c.campaign_id)
             .where(
                 Campaign.status == CampaignStatus.sending,
-                Recipient.status == RecipientStatus.queued,
-                (Recipient.not_before.is_(None)) | (Recipient.not_before <= now),
+                RECIPIENTS.c.status == RecipientStatus.queued,
+                (RECIPIENTS.c.not_before.is_(None)) | (RECIPIENTS.c.not_before <= now),
             )
-            .order_by(Campaign.started_at, Campaign.id, Recipient.id)
+            .order_by(Campaign.started_at, Campaign.id, RECIPIENTS.c.id)
             .limit(limit)
-            .with_for_update(of=Recipient, skip_locked=True)
-        )
-        rows = (await self.session.execute(query)).all()
+            .with_for_update(of=RECIPIENTS, skip_locked=True)
+        )  # fmt: skip
         claimed = []
-        for recipient, from_address in rows:
-            if recipient.message_id is None:
+        for rid, cid, client_id, contact_id, address, message_id, attempts, from_address in await self.session.execute(
+            query
+        ):
+            if message_id is None:
                 domain = from_address.rpartition("@")[2] or "hub.invalid"
-                recipient.message_id = f"<c{recipient.campaign_id}.r{recipient.id}.{secrets.token_hex(6)}@{domain}>"
-            recipient.status = RecipientStatus.sending
-            recipient.attempts += 1
-            claimed.append(
-                Claimed(recipient.id, recipient.campaign_id, recipient.client_id, recipient.contact_id,
-                        recipient.address, recipient.message_id, recipient.attempts)
+                message_id = f"<c{cid}.r{rid}.{secrets.token_hex(6)}@{domain}>"
+            claimed.append(Claimed(rid, cid, client_id, contact_id, address, message_id, attempts + 1))
+        if claimed:
+            await self.session.execute(
+                update(RECIPIENTS).where(RECIPIENTS.c.id == bindparam("rid")),
+                [{"rid": c.recipient_id, "status": RecipientStatus.sending, "attempts": c.attempts,
+                  "message_id": c.message_id} for c in claimed],
             )  # fmt: skip
-        await self.session.flush()
         return claimed
 
     async def record(self, outcomes: Sequence[Outcome]) -> list[int]:
         """Store SMTP answers and publish ``mailing.sent``; the campaigns that finished."""
         if not outcomes:
             return []
-        by_id = {o.recipient_id: o for o in outcomes}
-        recipients = (await self.session.scalars(select(Recipient).where(Recipient.id.in_(by_id)))).all()
-        events = []
-        for recipient in recipients:
-            outcome = by_id[recipient.id]
-            recipient.last_error = outcome.error
-            if outcome.result is Result.sent:
-                recipient.status, recipient.sent_at, recipient.not_before = RecipientStatus.sent, outcome.at, None
-                events.append(_sent_event(recipient))
-            elif outcome.result is Result.retry and recipient.attempts < MAX_ATTEMPTS:
-                delay = RETRY_AFTER[min(recipient.attempts, len(RETRY_AFTER)) - 1]
-                recipient.status, recipient.not_before = RecipientStatus.queued, outcome.at + timedelta(seconds=delay)
-            elif outcome.result is Result.not_sent:
-                recipient.status, recipient.attempts = RecipientStatus.queued, recipient.attempts - 1
-                recipient.not_before = outcome.at + timedelta(seconds=NOT_SENT_PAUSE)
-            elif outcome.result is Result.unknown:
-                recipient.status = RecipientStatus.review
-            else:
-                recipient.status = RecipientStatus.failed
-        await publish(self.session, *events)
-        await self.session.flush()
+        rows = [_row(outcome) for outcome in outcomes]
+        await self.session.execute(
+            update(RECIPIENTS).where(
+                RECIPIENTS.c.id == bindparam("rid"), RECIPIENTS.c.status == RecipientStatus.sending
+            ),
+            rows,
+        )
+        await publish(self.session, *(_sent_event(o) for o in outcomes if o.result is Result.sent))
         campaigns = Campaigns(self.session)
-        return [cid for cid in sorted({r.campaign_id for r in recipients}) if await campaigns.finish_if_done(cid)]
+        ids = sorted({o.claimed.campaign_id for o in outcomes})
+        return [cid for cid in ids if await campaigns.finish_if_done(cid)]
 
     async def returned(self, recipient_ids: Sequence[int]) -> None:
         """Claimed but never handed to a connection (the hub is stopping, the campaign was paused
@@ -202,14 +195,33 @@ class SendQueue:
         return [at for at in rows.all() if at is not None]
 
 
-def _sent_event(recipient: Recipient) -> Event:
+def _row(outcome: Outcome) -> dict[str, Any]:
+    """The recipient's columns after this answer (every key in every row: one executemany)."""
+    claimed = outcome.claimed
+    row: dict[str, Any] = {"rid": claimed.recipient_id, "status": RecipientStatus.failed, "sent_at": None,
+                           "not_before": None, "attempts": claimed.attempts, "last_error": outcome.error}  # fmt: skip
+    if outcome.result is Result.sent:
+        row |= {"status": RecipientStatus.sent, "sent_at": outcome.at}
+    elif outcome.result is Result.retry and claimed.attempts < MAX_ATTEMPTS:
+        delay = RETRY_AFTER[min(claimed.attempts, len(RETRY_AFTER)) - 1]
+        row |= {"status": RecipientStatus.queued, "not_before": outcome.at + timedelta(seconds=delay)}
+    elif outcome.result is Result.not_sent:
+        row |= {"status": RecipientStatus.queued, "attempts": claimed.attempts - 1,
+                "not_before": outcome.at + timedelta(seconds=NOT_SENT_PAUSE)}  # fmt: skip
+    elif outcome.result is Result.unknown:
+        row["status"] = RecipientStatus.review
+    return row
+
+
+def _sent_event(outcome: Outcome) -> Event:
+    claimed = outcome.claimed
     payload = {
-        "campaign_id": recipient.campaign_id,
-        "recipient_id": recipient.id,
-        "client_id": recipient.client_id,
-        "contact_id": recipient.contact_id,
-        "address": recipient.address,
-        "at": recipient.sent_at,
-        "message_id": recipient.message_id,
+        "campaign_id": claimed.campaign_id,
+        "recipient_id": claimed.recipient_id,
+        "client_id": claimed.client_id,
+        "contact_id": claimed.contact_id,
+        "address": claimed.address,
+        "at": outcome.at,
+        "message_id": claimed.message_id,
     }
-    return Event("mailing.sent", payload, recipient.client_id)
+    return Event("mailing.sent", payload, claimed.client_id)
