@@ -1,5 +1,7 @@
 """Filing what the IMAP connector fetches from the bounce mailbox: each message read as a bounce
-or a complaint, recorded, and the folder's checkpoint moved in the same transaction.
+or a complaint, or as an unsubscribe request sent to the List-Unsubscribe mailto address (its
+subject carries the recipient's signed token), recorded, and the folder's checkpoint moved in
+the same transaction.
 
 A batch is read in one trip to a worker thread and recorded in one transaction with its
 checkpoint, so a crash leaves either both or neither and no bounce is counted twice.  Each
@@ -12,13 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from email.header import decode_header, make_header
+from email.parser import BytesHeaderParser
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.campaigns.bounce_reports import BounceReport, read_report
 from crm_core.campaigns.bounces import Bounces
+from crm_core.campaigns.tokens import Purpose, read_token, tracking_key
+from crm_core.campaigns.tracking import Tracking, Visit
 from crm_core.mail.checkpoints import Checkpoint, Checkpoints
 from crm_core.mail.events import FetchedMessage
 from crm_core.models import utcnow
@@ -27,20 +34,26 @@ from hub.context import HubContext
 log = logging.getLogger("hub.bounces")
 
 
+_UNSUBSCRIBE = re.compile(r"\bunsubscribe\s+([A-Za-z0-9_-]{4,40})\b", re.IGNORECASE)
+
+
 @dataclass(frozen=True, slots=True)
 class _Read:
     fetched: FetchedMessage
     report: BounceReport | None  # None: not a bounce, or unreadable when ``error`` says why
     error: str | None = None
+    unsubscribe: int | None = None  # the recipient whose mailto unsubscribe this is
 
 
 class BounceIngest:
     def __init__(self, context: HubContext, soft_limit: int) -> None:
         self.context = context
         self.soft_limit = soft_limit
+        self.key = tracking_key(context.signing_key)
         self.filed = 0  # bounces and complaints recorded
         self.ignored = 0  # not a bounce: auto-replies, people's mail, the Sent folder
         self.unreadable = 0  # the parser or the database failed on it
+        self.unsubscribed = 0  # unsubscribe requests by mail
 
     async def checkpoint(self, mailbox: str, folder: str) -> Checkpoint | None:
         async with self.context.reading() as session:
@@ -54,7 +67,7 @@ class BounceIngest:
         if sent_folder:  # what we sent ourselves bounces nothing
             read = [_Read(m, None) for m in messages]
         else:
-            read = await asyncio.to_thread(lambda: [_read(m) for m in messages])
+            read = await asyncio.to_thread(lambda: [_read(m, self.key) for m in messages])
         last = messages[-1].location
         async with self.context.transaction() as session:
             bounces = Bounces(session, self.soft_limit)
@@ -66,11 +79,15 @@ class BounceIngest:
 
     async def _record(self, session: AsyncSession, bounces: Bounces, item: _Read) -> str | None:
         """Why the message could not be recorded; None when it was (or needed nothing)."""
-        if item.report is None:
+        at = item.fetched.internal_date or utcnow()
+        if item.report is None and item.unsubscribe is None:
             return item.error
         try:
             async with session.begin_nested():
-                await bounces.record(item.report, item.fetched.internal_date or utcnow())
+                if item.unsubscribe is not None:
+                    await Tracking(session).unsubscribed(item.unsubscribe, Visit(at, method="MAILTO"), how="mailto")
+                elif item.report is not None:
+                    await bounces.record(item.report, at)
         except Exception as exc:  # a bug or a value the database refuses: skip the message, not the folder
             return f"could not be stored: {type(exc).__name__}: {exc}"
         return None
@@ -82,6 +99,9 @@ class BounceIngest:
         if error is not None:
             self.unreadable += 1
             log.warning("bounce mailbox message skipped", extra={"fields": {**fields, "error": error}})
+        elif item.unsubscribe is not None:
+            self.unsubscribed += 1
+            log.info("unsubscribed by mail", extra={"fields": {**fields, "recipient": item.unsubscribe}})
         elif report is None:
             self.ignored += 1
         else:
@@ -91,9 +111,24 @@ class BounceIngest:
             log.info("bounce recorded", extra={"fields": fields})
 
 
-def _read(fetched: FetchedMessage) -> _Read:
+def _read(fetched: FetchedMessage, key: bytes) -> _Read:
     """Blocking work, run in a thread."""
     try:
-        return _Read(fetched, read_report(fetched.raw))
+        report = read_report(fetched.raw)
     except Exception as exc:  # read_report promises never to raise; a bug in it must not stall the folder
         return _Read(fetched, None, f"the bounce parser failed: {type(exc).__name__}: {exc}")
+    if report is None:
+        return _Read(fetched, None, unsubscribe=_unsubscribe_request(fetched.raw, key))
+    return _Read(fetched, report)
+
+
+def _unsubscribe_request(raw: bytes, key: bytes) -> int | None:
+    """The recipient of a mail whose subject is "unsubscribe <token>" with a valid token (what
+    a mail program sends to the List-Unsubscribe mailto address); None for any other mail."""
+    try:
+        subject = str(make_header(decode_header(BytesHeaderParser().parsebytes(raw).get("Subject", ""))))
+    except (ValueError, LookupError, UnicodeError):
+        return None
+    match = _UNSUBSCRIBE.search(subject)
+    found = read_token(key, Purpose.unsubscribe, match[1]) if match else None
+    return found[0] if found else None

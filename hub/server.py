@@ -12,6 +12,7 @@ from aiohttp import web
 
 from crm_core.models import Role
 from crm_core.users import NewUser, UserDirectory
+from hub.bounce_mailbox import BounceMailbox
 from hub.campaign_sender import CampaignSender
 from hub.config import Settings
 from hub.context import HubContext
@@ -59,6 +60,7 @@ async def serve(settings: Settings) -> None:
     mail: Mail | None = None
     webhooks: Dispatcher | None = None
     campaigns: CampaignSender | None = None
+    bounces: BounceMailbox | None = None
     try:
         password = await ensure_admin(context)
         pops = PopHub()
@@ -76,6 +78,9 @@ async def serve(settings: Settings) -> None:
             await mail.start()
         if campaigns is not None:
             await campaigns.start()
+        if settings.campaigns.bounce_mailbox is not None:
+            bounces = BounceMailbox(context, settings.campaigns.bounce_mailbox, settings.campaigns.soft_bounce_limit)
+            await bounces.start()
         webhooks = Dispatcher(
             context,
             allow_private=settings.webhooks.allow_private,
@@ -97,6 +102,8 @@ async def serve(settings: Settings) -> None:
         await _wait_for_stop()
         log.info("stopping")
     finally:
+        if bounces is not None:
+            await bounces.stop()
         if campaigns is not None:
             await campaigns.stop()
         if webhooks is not None:

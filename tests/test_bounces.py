@@ -31,6 +31,7 @@ from crm_core.campaigns.models import (
     SuppressionReason,
 )
 from crm_core.campaigns.segments import SegmentRules, candidates
+from crm_core.campaigns.tokens import Purpose, make_token, tracking_key
 from crm_core.client_data import ClientIn
 from crm_core.clients import ClientBook
 from crm_core.mail.checkpoints import Checkpoints
@@ -324,3 +325,26 @@ async def test_a_dsn_in_the_bounce_mailbox_suppresses_the_address_before_the_nex
     async with hub_context.reading() as session:
         chosen, suppressed_count = await candidates(session, SegmentRules())
     assert ([c.address for c in chosen], suppressed_count) == (["info@romashka.ru"], 1)
+
+
+async def test_a_mail_to_the_unsubscribe_address_unsubscribes_only_with_a_valid_token(
+    hub_context: HubContext,
+) -> None:
+    async with hub_context.transaction() as session:
+        recipient = await _sent(session, "ivanov@romashka.ru", await _card(session), MESSAGE_ID)
+    token = make_token(tracking_key(hub_context.signing_key), Purpose.unsubscribe, recipient.id)
+
+    def request(uid: int, subject: str) -> FetchedMessage:
+        raw = (f"From: Ivanov <ivanov@romashka.ru>\r\nTo: bounces@hub.example\r\nSubject: {subject}\r\n"
+               "Message-ID: <u{uid}@romashka.ru>\r\n\r\n\r\n").encode()  # fmt: skip
+        return FetchedMessage(Location("bounces", "INBOX", 1, uid), raw, AT)
+
+    ingest = BounceIngest(hub_context, soft_limit=3)
+    forged = make_token(b"another key" * 3, Purpose.unsubscribe, recipient.id)
+    await ingest.deliver(False, [request(1, f"unsubscribe {forged}"), request(2, f"unsubscribe {token[:-1]}")])
+    assert await _all(hub_context, Suppression) == [] and ingest.unsubscribed == 0
+    await ingest.deliver(False, [request(3, f"=?utf-8?q?unsubscribe_{token}?=")])  # as some programs encode it
+    assert [(s.address_key, s.detail) for s in await _all(hub_context, Suppression)] == [
+        ("ivanov@romashka.ru", "mailto")
+    ]
+    assert ingest.unsubscribed == 1

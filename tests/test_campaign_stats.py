@@ -91,7 +91,7 @@ async def _mailing(session: AsyncSession) -> Mailing:
                         at=_at(minutes), **machine)
         )  # fmt: skip
         await session.flush()  # ids in the order of the hits
-    assert await Tracking(session).unsubscribed(lyutik.id, Visit(_at(365), method="POST"), one_click=True)
+    assert await Tracking(session).unsubscribed(lyutik.id, Visit(_at(365), method="POST"), how="one_click")
     vasilek, bounce = recipients["v@vasilek.ru"], {"status": "5.1.1", "diagnostic": "550 5.1.1 no such user"}
     session.add_all(
         [

@@ -110,12 +110,12 @@ async def test_without_tracking_a_click_still_redirects_but_nothing_is_recorded(
 async def test_an_unsubscribe_suppresses_the_address_once(session: AsyncSession) -> None:
     recipient, _ = await _sent(session)
     tracking = Tracking(session)
-    assert await tracking.unsubscribed(recipient.id, Visit(utcnow(), method="POST"), one_click=True)
-    assert await tracking.unsubscribed(recipient.id, Visit(utcnow(), method="POST"), one_click=False)
+    assert await tracking.unsubscribed(recipient.id, Visit(utcnow(), method="POST"), how="one_click")
+    assert await tracking.unsubscribed(recipient.id, Visit(utcnow(), method="POST"), how="page")
     suppressed = (await session.scalars(select(Suppression))).all()
     assert [(s.address_key, s.reason.value, s.detail) for s in suppressed] == [
         ("hello@lyutik.ru", "unsubscribed", "one-click")
     ]
     assert await _hits(session) == [("unsubscribe", None, True, "one_click")]
     assert await _events(session) == ["mailing.unsubscribed"]
-    assert not await tracking.unsubscribed(recipient.id + 1000, Visit(utcnow()), one_click=True)
+    assert not await tracking.unsubscribed(recipient.id + 1000, Visit(utcnow()), how="one_click")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +28,9 @@ from crm_core.campaigns.models import (
 from crm_core.campaigns.templates import TemplateProblem, card_variables, render_url
 from crm_core.models import Client
 from crm_core.outbox import Event, publish
+
+
+UnsubscribeMethod = Literal["one_click", "page", "mailto"]  # RFC 8058 POST, the page's button, a mail
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +98,7 @@ class Tracking:
             recorded += 1
         return recorded
 
-    async def unsubscribed(self, recipient_id: int, visit: Visit, *, one_click: bool) -> bool:
+    async def unsubscribed(self, recipient_id: int, visit: Visit, *, how: UnsubscribeMethod) -> bool:
         """The address is suppressed for every campaign from now on (once, however often asked)."""
         found = await self._recipient(recipient_id)
         if found is None:
@@ -107,10 +110,10 @@ class Tracking:
         if already is None:
             self.session.add(
                 Suppression(address_key=recipient.address_key, reason=SuppressionReason.unsubscribed,
-                            campaign_id=campaign.id, detail="one-click" if one_click else "page", created_at=visit.at)
+                            campaign_id=campaign.id, detail=how.replace("_", "-"), created_at=visit.at)
             )  # fmt: skip
             await self._record(
-                recipient, campaign, "unsubscribe", None, visit, Verdict(True, "one_click" if one_click else "page")
+                recipient, campaign, "unsubscribe", None, visit, Verdict(True, how)
             )
         return True
 

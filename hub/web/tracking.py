@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from crm_core.campaigns.tokens import Purpose, read_token
-from crm_core.campaigns.tracking import PendingHit, Tracking, Visit
+from crm_core.campaigns.tracking import PendingHit, Tracking, UnsubscribeMethod, Visit
 from crm_core.models import utcnow
 from hub.hit_log import HitLog
 from hub.web.pages import render_public
@@ -84,9 +84,9 @@ async def unsubscribe(request: web.Request) -> web.Response:
     """The page's button, or a mail program's RFC 8058 POST (body ``List-Unsubscribe=One-Click``)."""
     recipient_id, _ = _token(request, Purpose.unsubscribe)
     body = await request.post() if request.can_read_body else {}
-    one_click = body.get("List-Unsubscribe") == "One-Click"
+    how: UnsubscribeMethod = "one_click" if body.get("List-Unsubscribe") == "One-Click" else "page"
     async with request.app[CONTEXT].transaction() as session:
-        await Tracking(session).unsubscribed(recipient_id, _visit(request), one_click=one_click)
+        await Tracking(session).unsubscribed(recipient_id, _visit(request), how=how)
     return _page(request, done=True)
 
 
