@@ -139,7 +139,7 @@ async def test_each_address_gets_its_own_tracked_copy_once(
         pixel = html.split('src="https://hub.example.com/t/o/')[1].split('"')[0]
         assert read_token(key, Purpose.open, pixel) == (recipient_id, None)
         text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-        assert "Здравствуйте" in text  # made from the HTML
+        assert "Здравствуйте" in text and "(https://hub.example.com/t/c/" in text  # made from the HTML, tracked
 
 
 async def test_without_tracking_links_go_straight_to_their_urls(

@@ -30,9 +30,9 @@ from email import policy
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, make_msgid
-from html.parser import HTMLParser
 
 from crm_core.mail.events import Address, Attachment
+from crm_core.mail.html_text import html_to_text
 
 MAX_REFERENCES = 20  # a long thread's References is cut to its root and the newest ids
 MAX_LINE = 998  # RFC 5322 section 2.1.1: no line may be longer, folded or not
@@ -46,7 +46,6 @@ _MESSAGE_ID = re.compile(r"^[\x21-\x3b\x3d\x3f-\x7e]+$")  # printable ASCII with
 _REPLY_PREFIX = re.compile(r"^\s*(?:re|отв)\s*(?:\[\d+\])?\s*:", re.IGNORECASE)
 _PLAIN_TEXT = re.compile(r"^[\x20-\x7e\t]*$")  # written as it is, unless it looks like an encoded word
 _PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+$")  # atoms and spaces: a display name without quotes
-_HTML_SPACE = re.compile(r"[ \t\n\r\f]+")  # HTML collapses these, not the no-break space
 _ADDRESS_HEADERS = frozenset({"reply-to", "sender", "resent-from", "resent-to", "resent-cc"})
 _OWN_HEADERS = frozenset(
     {
@@ -152,15 +151,6 @@ def ascii_address(address: str) -> str:
     except UnicodeError as exc:
         raise ValueError(f"not a valid domain in {address!r}: {exc}") from exc
     return f"{local}@{domain}"
-
-
-def html_to_text(html: str) -> str:
-    """The plain-text part of an HTML-only message: tags dropped, blocks and ``<br>`` as line
-    breaks, entities unescaped, link targets kept in brackets (a text reader can still follow them)."""
-    parser = _TextOfHtml()
-    parser.feed(html)
-    parser.close()
-    return parser.text()
 
 
 # -- private --------------------------------------------------------------------------------
@@ -380,71 +370,3 @@ def _name_param(attachment: Attachment) -> dict[str, str] | None:
     """The file name also where older clients look for it: ``name`` on Content-Type (RFC 2231 too)."""
     name = _file_name(attachment)
     return {"name": name} if name else None
-
-
-class _TextOfHtml(HTMLParser):
-    """Collects text; block elements become line breaks, paragraphs blank lines."""
-
-    _SKIP = frozenset({"script", "style", "head", "title"})
-    _LINE = frozenset({"div", "tr", "hr", "pre", "dd", "dt"})
-    _PARAGRAPH = frozenset({"p", "table", "blockquote", "ul", "ol", "dl", "h1", "h2", "h3", "h4", "h5", "h6"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)  # entities arrive unescaped in handle_data
-        self._out: list[str] = []
-        self._skip = 0
-        self._pre = 0
-        self._links: list[tuple[str | None, int]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIP:
-            self._skip += 1
-        elif tag == "br":
-            self._out.append("\n")
-        elif tag == "li":
-            self._break(1)
-            self._out.append("- ")
-        elif tag in ("td", "th"):
-            self._out.append(" ")
-        elif tag == "a":
-            self._links.append((dict(attrs).get("href"), len(self._out)))
-        self._block(tag)
-        if tag == "pre":
-            self._pre += 1
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag not in self._SKIP and tag != "a":
-            self.handle_starttag(tag, attrs)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP:
-            self._skip = max(0, self._skip - 1)
-        elif tag == "a" and self._links:
-            href, start = self._links.pop()
-            shown = "".join(self._out[start:]).strip()
-            if href and href.startswith(("http://", "https://")) and href != shown:
-                self._out.append(f" ({href})")
-        if tag == "pre":
-            self._pre = max(0, self._pre - 1)
-        self._block(tag)
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self._out.append(data if self._pre else _HTML_SPACE.sub(" ", data))
-
-    def _block(self, tag: str) -> None:
-        if tag in self._PARAGRAPH:
-            self._break(2)
-        elif tag in self._LINE:
-            self._break(1)
-
-    def _break(self, count: int) -> None:
-        """End the line (``count`` 2: the paragraph) unless the text already ends so."""
-        tail = "".join(self._out[-4:]).rstrip(" ")
-        have = len(tail) - len(tail.rstrip("\n"))
-        if have < count:
-            self._out.append("\n" * (count - have))
-
-    def text(self) -> str:
-        lines = [line.strip() for line in "".join(self._out).split("\n")]
-        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()

@@ -85,7 +85,7 @@ class SmtpSender:
             except SmtpError as exc:
                 log.warning("SMTP message not sent", extra={"fields": {**fields, "error": str(exc)}})
                 raise
-        log.info(
+        log.debug(  # the caller logs what it sent (a card's mail, a campaign's progress): no line per message here
             "SMTP message sent",
             extra={"fields": {**fields, "refused": sorted(refused) or None, "reply": reply}},
         )
