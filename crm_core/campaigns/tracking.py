@@ -29,7 +29,6 @@ from crm_core.campaigns.templates import TemplateProblem, card_variables, render
 from crm_core.models import Client
 from crm_core.outbox import Event, publish
 
-
 UnsubscribeMethod = Literal["one_click", "page", "mailto"]  # RFC 8058 POST, the page's button, a mail
 
 
@@ -112,9 +111,7 @@ class Tracking:
                 Suppression(address_key=recipient.address_key, reason=SuppressionReason.unsubscribed,
                             campaign_id=campaign.id, detail=how.replace("_", "-"), created_at=visit.at)
             )  # fmt: skip
-            await self._record(
-                recipient, campaign, "unsubscribe", None, visit, Verdict(True, how)
-            )
+            await self._record(recipient, campaign, "unsubscribe", None, visit, Verdict(True, how))
         return True
 
     # -- private -----------------------------------------------------------------------------
