@@ -11,9 +11,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Index, Integer, String, insert, text
+from sqlalchemy import Index, Integer, String, Table, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -91,7 +91,7 @@ async def publish(session: AsyncSession, *events: Event) -> None:
                 "fanned_out": False,
             }
         )
-    await session.execute(insert(OutboxEvent), rows)
+    await session.execute(insert(cast(Table, OutboxEvent.__table__)), rows)  # Core: no ORM bookkeeping here
     session.info[PUBLISHED] = True
 
 

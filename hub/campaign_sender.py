@@ -112,6 +112,7 @@ class CampaignSender:
         self._answered = asyncio.Event()
         self._wake = asyncio.Event()
         self._halted: set[int] = set()
+        self._to_finish: set[int] = set()  # campaigns with answers since they were last looked at
         self._stopping = asyncio.Event()
         self._producer: asyncio.Task[None] | None = None
         self._recorder: asyncio.Task[None] | None = None
@@ -203,18 +204,35 @@ class CampaignSender:
 
     async def _claim(self) -> list[Claimed] | None:
         """Store the answers waiting and claim the next recipients, in one transaction (on SQLite
-        every write transaction waits for the others: fewer is faster)."""
+        every write transaction waits for the others: fewer is faster).  A campaign can only have
+        finished when a claim comes back short."""
         answers, self._answers = self._answers, []
         try:
             async with self.context.transaction() as session:
                 queue = SendQueue(session)
-                finished = await queue.record(answers)
+                await queue.record(answers)
                 claimed = await self._claim_in(queue)
+                finished = (
+                    await queue.finish(o.claimed.campaign_id for o in answers) if len(claimed) < self._batch else []
+                )
         except BaseException:
             self._answers[:0] = answers  # a sent message stays sent: stored with the next ones
             raise
         _log_finished(finished)
         return claimed
+
+    async def _finished(self, queue: SendQueue, answers: Sequence[Outcome], *, drained: bool) -> list[int]:
+        """Campaigns that answers were recorded for are looked at once nothing more could be
+        claimed: one not finished then still has recipients in flight, whose answers bring it back."""
+        self._to_finish.update(o.claimed.campaign_id for o in answers)
+        if not drained or not self._to_finish:
+            return []
+        looked, self._to_finish = self._to_finish, set()
+        try:
+            return await queue.finish(looked)
+        except BaseException:
+            self._to_finish |= looked
+            raise
 
     async def _claim_in(self, queue: SendQueue) -> list[Claimed]:
         if time.monotonic() - self._schedules_checked >= IDLE_POLL:
@@ -418,7 +436,9 @@ class CampaignSender:
             if answers:
                 try:
                     async with self.context.transaction() as session:
-                        finished = await SendQueue(session).record(answers)
+                        queue = SendQueue(session)
+                        await queue.record(answers)
+                        finished = await self._finished(queue, answers, drained=True)
                 except Exception:  # kept, and stored with the next ones: a sent message stays sent
                     log.exception("recording SMTP answers failed")
                     self._answers[:0] = answers

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -130,10 +130,10 @@ class SendQueue:
             )  # fmt: skip
         return claimed
 
-    async def record(self, outcomes: Sequence[Outcome]) -> list[int]:
-        """Store SMTP answers and publish ``mailing.sent``; the campaigns that finished."""
+    async def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Store SMTP answers and publish ``mailing.sent``."""
         if not outcomes:
-            return []
+            return
         rows = [_row(outcome) for outcome in outcomes]
         await self.session.execute(
             update(RECIPIENTS).where(
@@ -142,9 +142,11 @@ class SendQueue:
             rows,
         )
         await publish(self.session, *(_sent_event(o) for o in outcomes if o.result is Result.sent))
+
+    async def finish(self, campaign_ids: Iterable[int]) -> list[int]:
+        """Of these campaigns, those with nobody left to send, now finished."""
         campaigns = Campaigns(self.session)
-        ids = sorted({o.claimed.campaign_id for o in outcomes})
-        return [cid for cid in ids if await campaigns.finish_if_done(cid)]
+        return [cid for cid in sorted(set(campaign_ids)) if await campaigns.finish_if_done(cid)]
 
     async def returned(self, recipient_ids: Sequence[int]) -> None:
         """Claimed but never handed to a connection (the hub is stopping, the campaign was paused
