@@ -3,8 +3,9 @@
 Sending: personalised, tracked messages per second from a started campaign into an aiosmtpd
 sink (the real ``CampaignSender``: claims committed, copies rendered from the card with every
 link turned into a signed redirect and the pixel added, List-Unsubscribe headers, answers
-recorded), beside a bare aiosmtplib loop sending pre-rendered messages over the same number of
-connections.  Target: at least 70% of the bare loop and at least 300 messages/s.
+recorded), beside a bare aiosmtplib loop sending pre-rendered messages over one connection (the
+issue's baseline), and beside the same over as many connections as the hub uses (like for like:
+printed, so the reader sees both).  Target: at least 70% of the bare loop and at least 300/s.
 
 Tracking: pixel hits per second served by the hub's own app (token checked, hit queued,
 recorded in batches), beside a bare aiohttp handler returning the same GIF.  Every answered
@@ -57,7 +58,8 @@ from hub.web.app import make_app
 from hub.web.tracking import HITS, PIXEL
 
 CONCURRENCY = CampaignSettings().concurrency
-BARE_SMTP = "bare aiosmtplib loop, pre-rendered"
+BARE_SMTP = "bare aiosmtplib, pre-rendered"
+BARE_LOOP = "bare aiosmtplib loop, pre-rendered"  # one connection: the issue's baseline
 BARE_PIXEL = "bare aiohttp pixel handler"
 BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 HTML = """<html><body style="font-family: Arial, sans-serif">
@@ -158,8 +160,9 @@ class Figure:
         return self.units / self.seconds if self.seconds else 0.0
 
 
-async def bare_smtp(sink: ChildProcess, port: int, messages: int) -> Figure:
-    """Pre-rendered messages through ``CONCURRENCY`` aiosmtplib connections, one message at a time each."""
+async def bare_smtp(sink: ChildProcess, port: int, messages: int, connections: int) -> Figure:
+    """Pre-rendered messages through aiosmtplib connections, one message at a time each: one
+    connection is the issue's "bare loop"; the hub's own concurrency is the like-for-like one."""
     raws = [
         compose(Outgoing(sender=Address("news@shop.example.com", "Магазин"), to=(Address(f"b{n}@clients.example"),),
                          subject=f"Скидки для клиента {n}", html=HTML.replace("{{", "{").replace("}}", "}")))[1]
@@ -176,12 +179,11 @@ async def bare_smtp(sink: ChildProcess, port: int, messages: int) -> Figure:
         await smtp.quit()
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    figure = Figure(BARE_SMTP, "-", messages, time.perf_counter() - started)
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    label = BARE_LOOP if connections == 1 else f"{BARE_SMTP}, {connections} connections"
+    figure = Figure(label, "-", messages, time.perf_counter() - started)
     received = await sink.ask("collect")
-    figure.notes.append(
-        f"{CONCURRENCY} connections, {received['bytes'] // max(1, received['messages']):,} bytes a message"
-    )
+    figure.notes.append(f"{received['bytes'] // max(1, received['messages']):,} bytes a message")
     if received["messages"] != messages:
         figure.problems.append(f"the sink got {received['messages']} of {messages}")
     return figure
@@ -222,7 +224,7 @@ async def hub_sending(context: HubContext, sink: ChildProcess, backend: str, mes
         cpu = (time.process_time() - cpu) / seconds
     finally:
         await sender.stop()
-    figure = Figure("hub campaign, personalised + tracked", backend, messages, seconds, BARE_SMTP)
+    figure = Figure("hub campaign, personalised + tracked", backend, messages, seconds, BARE_LOOP)
     received = await sink.ask("collect")
     figure.notes.append(
         f"{CONCURRENCY} connections; from CampaignSender.start() to the campaign finished (answers recorded); "
@@ -307,8 +309,9 @@ async def run_backend(
 
 def print_report(figures: Sequence[Figure]) -> None:
     bare = {f.label: f.per_second for f in figures if f.backend == "-"}
+    alike = [f.per_second for f in figures if f.label.startswith(f"{BARE_SMTP}, ")]
     print(f"\ncores: {os.cpu_count()}   python {sys.version.split()[0]}   load1 {os.getloadavg()[0]:.1f}")
-    header = f"{'figure':<44}{'backend':<12}{'units':>8}{'seconds':>9}{'per s':>9}{'of bare':>9}  target"
+    header = f"{'figure':<48}{'backend':<12}{'units':>8}{'seconds':>9}{'per s':>9}{'of bare':>9}  target"
     print(header)
     print("-" * (len(header) + 20))
     for f in figures:
@@ -317,14 +320,17 @@ def print_report(figures: Sequence[Figure]) -> None:
             base = bare.get(f.baseline, 0.0)
             ratio = f.per_second / base if base else 0.0
             share = f"{ratio:.1%}"
-            if f.baseline == BARE_SMTP:
+            if f.baseline == BARE_LOOP:
                 met = ratio >= 0.70 and f.per_second >= 300
-                target = f"{'PASS' if met else 'FAIL'} (>= 70% and >= 300/s)"
+                target = f"{'PASS' if met else 'FAIL'} (>= 70% of the loop and >= 300/s)"
+                if alike:
+                    mean = sum(alike) / len(alike)
+                    target += f"; {f.per_second / mean:.1%} of {CONCURRENCY} bare connections"
             else:
                 target = f"{'PASS' if ratio >= 0.60 else 'FAIL'} (>= 60%)"
             if f.problems:
                 target = "FAIL (see problems)"
-        print(f"{f.label:<44}{f.backend:<12}{f.units:>8,}{f.seconds:>9.2f}{f.per_second:>9,.0f}{share:>9}  {target}")
+        print(f"{f.label:<48}{f.backend:<12}{f.units:>8,}{f.seconds:>9.2f}{f.per_second:>9,.0f}{share:>9}  {target}")
     for f in figures:
         for note in f.notes:
             print(f"  {f.label} [{f.backend}]: {note}")
@@ -357,8 +363,9 @@ async def main(argv: Sequence[str] | None = None) -> int:
     figures: list[Figure] = []
     failures: list[str] = []
     try:
-        figures.append(await bare_smtp(sink, sink_port, args.messages))
-        print(f"bare SMTP: {figures[-1].per_second:,.0f} messages/s", flush=True)
+        for connections in (1, CONCURRENCY):
+            figures.append(await bare_smtp(sink, sink_port, args.messages, connections))
+            print(f"{figures[-1].label}: {figures[-1].per_second:,.0f} messages/s", flush=True)
         figures.append(await bare_pixel(load, args.hits, args.http_concurrency))
         print(f"bare pixel: {figures[-1].per_second:,.0f} requests/s", flush=True)
         for backend in ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]:
@@ -369,6 +376,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
             except Exception as exc:  # report what was measured, and why the rest was not
                 failures.append(f"{backend}: the figures stopped: {type(exc).__name__}: {exc}")
                 print(failures[-1], flush=True)
+        figures.append(await bare_smtp(sink, sink_port, args.messages, CONCURRENCY))  # the machine may have changed
     finally:
         await sink.stop()
         await load.stop()

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -280,3 +281,35 @@ async def test_a_configured_dkim_key_signs_every_message(
         headers = received.raw.split(b"\r\n\r\n", 1)[0].decode()
         signed = headers.split(" h=", 1)[1].split(";", 1)[0].replace("\r\n", "").replace(" ", "")
         assert signed.lower().count("list-unsubscribe:") == 2  # over-signed: nobody can add another
+
+
+async def test_a_scheduled_campaign_starts_when_due_and_one_that_cannot_goes_back_to_draft(
+    sending: Callable[..., Any], smtp_server: SmtpTestServer
+) -> None:
+    context = await sending()
+    async with context.transaction() as session:
+        book = ClientBook(session)
+        await book.create(ClientIn.model_validate({"name": "Ромашка", "tags": ["опт"],
+                                                   "emails": [{"address": "info@romashka.ru"}]}), SYSTEM)  # fmt: skip
+        segments = Segments(session)
+        wholesale = await segments.create(SegmentIn(name="Опт", rules=SegmentRules(tags_any=["опт"])))
+        nobody = await segments.create(SegmentIn(name="Никто", rules=SegmentRules(tags_any=["нет такого"])))
+        campaigns = Campaigns(session)
+        values = {"name": "Декабрь", "from_address": "news@shop.example.com", "subject": "Скидки", "html": HTML}
+        due = await campaigns.create(CampaignIn.model_validate({**values, "segment_id": wholesale.id}), None)
+        empty = await campaigns.create(CampaignIn.model_validate({**values, "segment_id": nobody.id}), None)
+        later = await campaigns.create(CampaignIn.model_validate({**values, "segment_id": wholesale.id}), None)
+        await campaigns.schedule(due.id, utcnow() - timedelta(minutes=1))
+        await campaigns.schedule(empty.id, utcnow() - timedelta(minutes=1))
+        await campaigns.schedule(later.id, utcnow() + timedelta(days=1))
+    sender = CampaignSender(context, "http://127.0.0.1:8080")
+    await sender.start()
+    try:
+        await _until(lambda: _finished(context, due.id))
+    finally:
+        await sender.stop()
+    assert [m.rcpt_tos for m in smtp_server.messages] == [("info@romashka.ru",)]
+    async with context.reading() as session:
+        statuses = {c.id: c.status for c in await Campaigns(session).all()}
+    assert statuses == {due.id: CampaignStatus.finished, empty.id: CampaignStatus.draft,
+                        later.id: CampaignStatus.scheduled}  # fmt: skip

@@ -12,6 +12,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
+_EPSILON = 1e-6  # seconds
+
 
 class SlidingWindowLimiter:
     """``await acquire()`` before each send; it returns once every window has room."""
@@ -22,9 +24,11 @@ class SlidingWindowLimiter:
         self._lock = asyncio.Lock()
 
     @classmethod
-    def per(cls, second: int | None, minute: int | None, hour: int | None) -> SlidingWindowLimiter:
+    def per(
+        cls, second: int | None, minute: int | None, hour: int | None, clock: Callable[[], float] = time.monotonic
+    ) -> SlidingWindowLimiter:
         spans = ((second, 1.0), (minute, 60.0), (hour, 3600.0))
-        return cls((count, span) for count, span in spans if count)
+        return cls(((count, span) for count, span in spans if count), clock)
 
     def seed(self, ages: Iterable[float]) -> None:
         """Sends that happened ``age`` seconds ago (before a restart), oldest first or not."""
@@ -44,7 +48,7 @@ class SlidingWindowLimiter:
                         times.popleft()
                     if len(times) >= count:
                         wait = max(wait, times[len(times) - count] + span - now)
-                if wait <= 0:
+                if wait <= _EPSILON:  # float rounding must not leave a sleep too short to move the clock
                     for _count, _span, times in self._windows:
                         times.append(now)
                     return
