@@ -106,7 +106,7 @@ class CampaignSender:
         self._pools: dict[str, SmtpPool] = {}
         self._campaigns: dict[int, tuple[object, _Campaign]] = {}
         self._batch = max(CLAIM_MIN, self._concurrency * 4)
-        self._ready: asyncio.Queue[_Ready] = asyncio.Queue(maxsize=self._batch)
+        self._ready: asyncio.Queue[_Ready] = asyncio.Queue(maxsize=self._batch * 2)
         self._schedules_checked = 0.0
         self._answers: list[Outcome] = []
         self._answered = asyncio.Event()

@@ -73,10 +73,14 @@ class HitLog:
             try:
                 await self.flush()
             except Exception:
-                log.exception("recording tracking hits failed; they are kept and tried again")
                 if self._stopping:
+                    log.exception("tracking hits could not be stored at shutdown", extra={"fields": {
+                        "lost": len(self._waiting)}})  # fmt: skip
                     return
+                log.exception("recording tracking hits failed; they are kept and tried again")
                 await asyncio.sleep(1.0)
                 self._arrived.set()
-            if self._stopping:
+            if self._stopping and not self._waiting:  # hits that came during the last flush go too
                 return
+            if self._waiting:
+                self._arrived.set()

@@ -9,9 +9,13 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
+from crm_core.campaigns.machines import MachineRules
 from crm_core.campaigns.models import Suppression, TrackingHit
 from crm_core.campaigns.tokens import Purpose, make_token, tracking_key
+from crm_core.campaigns.tracking import PendingHit, Visit
+from crm_core.models import utcnow
 from hub.context import HubContext
+from hub.hit_log import HitLog
 from hub.web.tracking import HITS, PIXEL
 from tests.test_tracking import BROWSER, _sent
 
@@ -122,3 +126,20 @@ async def test_the_unsubscribe_page_asks_and_a_bare_one_click_post_unsubscribes(
     assert [tuple(r) for r in rows] == [("hello@lyutik.ru", "one-click")]
     again = await http.post(path, data={"List-Unsubscribe": "One-Click"})
     assert again.status == 200  # asked twice: still fine, still one suppression
+
+
+async def test_stopping_stores_every_hit_answered_even_those_that_came_during_a_flush(
+    hub_context: HubContext,
+) -> None:
+    recipient_id, _ = await _recipient(hub_context)
+    hits = HitLog(hub_context, MachineRules())
+    hits.start()
+    visit = Visit(utcnow(), user_agent=BROWSER)
+    for _ in range(20):  # hits keep coming while earlier ones are being stored
+        for _ in range(50):
+            hits.add(PendingHit("open", recipient_id, visit))
+        await asyncio.sleep(0.05)
+    await hits.stop()
+    async with hub_context.reading() as session:
+        assert await session.scalar(select(func.count()).select_from(TrackingHit)) == 1000
+    assert hits.recorded == 1000

@@ -34,7 +34,7 @@ def tracking_key(signing_key: bytes) -> bytes:
 
 def make_token(key: bytes, purpose: Purpose, recipient_id: int, link: int | None = None) -> str:
     body = _varint(recipient_id) + (_varint(link) if purpose is Purpose.click and link is not None else b"")
-    tag = hmac.new(key, bytes([purpose]) + body, hashlib.sha256).digest()[:TAG_BYTES]
+    tag = hmac.digest(key, bytes([purpose]) + body, "sha256")[:TAG_BYTES]
     return base64.urlsafe_b64encode(body + tag).rstrip(b"=").decode("ascii")
 
 
@@ -51,7 +51,7 @@ def read_token(key: bytes, purpose: Purpose, token: str) -> tuple[int, int | Non
     body, tag = raw[:-TAG_BYTES], raw[-TAG_BYTES:]
     if not body:
         return None
-    expected = hmac.new(key, bytes([purpose]) + body, hashlib.sha256).digest()[:TAG_BYTES]
+    expected = hmac.digest(key, bytes([purpose]) + body, "sha256")[:TAG_BYTES]
     if not hmac.compare_digest(tag, expected):
         return None
     numbers = _read_varints(body)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.campaigns.machines import Hit, MachineRules, Verdict, classify
@@ -29,6 +29,7 @@ from crm_core.campaigns.templates import TemplateProblem, card_variables, render
 from crm_core.models import Client
 from crm_core.outbox import Event, publish
 
+HITS = cast(Table, TrackingHit.__table__)
 UnsubscribeMethod = Literal["one_click", "page", "mailto"]  # RFC 8058 POST, the page's button, a mail
 
 
@@ -54,10 +55,34 @@ class PendingHit:
     url: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """What recording a hit needs of its recipient and campaign."""
+
+    recipient_id: int
+    campaign_id: int
+    client_id: int | None
+    contact_id: int | None
+    address: str
+    sent_at: datetime | None
+    tracking: bool
+
+    @classmethod
+    def of(cls, recipient: Recipient, campaign: Campaign) -> _Target:
+        return cls(recipient.id, campaign.id, recipient.client_id, recipient.contact_id, recipient.address,
+                   recipient.sent_at, campaign.tracking)  # fmt: skip
+
+
 class Tracking:
+    """Records hits as Core rows, written together (a batch of opens is three statements: the
+    recipients read, the hits inserted, the events inserted); a click's judgement reads the
+    recipient's recent clicks, so what is pending is written first."""
+
     def __init__(self, session: AsyncSession, rules: MachineRules | None = None) -> None:
         self.session = session
         self.rules = rules or MachineRules()
+        self._rows: list[dict[str, Any]] = []  # tracking_hits rows not written yet
+        self._events: list[Event] = []
 
     async def destination(self, recipient_id: int, number: int) -> tuple[str, bool] | None:
         """Where link ``number`` of this recipient's copy goes, and whether the campaign tracks
@@ -76,25 +101,26 @@ class Tracking:
     async def record(self, hits: Sequence[PendingHit]) -> int:
         """Record opens and clicks, in their order; how many were (a recipient gone, or a
         campaign not tracked, records nothing)."""
-        ids = {hit.recipient_id for hit in hits}
         rows = await self.session.execute(
-            select(Recipient, Campaign)
+            select(Recipient.id, Recipient.campaign_id, Recipient.client_id, Recipient.contact_id, Recipient.address,
+                   Recipient.sent_at, Campaign.tracking)
             .join(Campaign, Campaign.id == Recipient.campaign_id)
-            .where(Recipient.id.in_(ids))
-        )
-        found = {recipient.id: (recipient, campaign) for recipient, campaign in rows.all()}
+            .where(Recipient.id.in_({hit.recipient_id for hit in hits}))
+        )  # fmt: skip
+        targets = {row[0]: _Target(*row) for row in rows.all()}
         recorded = 0
         for hit in hits:
-            pair = found.get(hit.recipient_id)
-            if pair is None or not pair[1].tracking:
+            target = targets.get(hit.recipient_id)
+            if target is None or not target.tracking:
                 continue
-            recipient, campaign = pair
             if hit.kind == "click" and hit.link is not None:
-                await self._record_click(recipient, campaign, hit.link, hit.url or "", hit.visit)
+                await self._record_click(target, hit.link, hit.url or "", hit.visit)
             else:
-                verdict = classify(self._hit("open", recipient, hit.visit), self.rules)
-                await self._record(recipient, campaign, "open", None, hit.visit, verdict)
+                self._record(
+                    target, "open", None, hit.visit, classify(self._hit("open", target, hit.visit), self.rules)
+                )
             recorded += 1
+        await self._write()
         return recorded
 
     async def unsubscribed(self, recipient_id: int, visit: Visit, *, how: UnsubscribeMethod) -> bool:
@@ -111,7 +137,8 @@ class Tracking:
                 Suppression(address_key=recipient.address_key, reason=SuppressionReason.unsubscribed,
                             campaign_id=campaign.id, detail=how.replace("_", "-"), created_at=visit.at)
             )  # fmt: skip
-            await self._record(recipient, campaign, "unsubscribe", None, visit, Verdict(True, how))
+            self._record(_Target.of(recipient, campaign), "unsubscribe", None, visit, Verdict(True, how))
+            await self._write()
         return True
 
     # -- private -----------------------------------------------------------------------------
@@ -126,20 +153,19 @@ class Tracking:
         ).first()
         return (row[0], row[1]) if row is not None else None
 
-    def _hit(self, kind: str, recipient: Recipient, visit: Visit, pair: int = 1, burst: int = 1) -> Hit:
-        since = (visit.at - recipient.sent_at).total_seconds() if recipient.sent_at else None
+    def _hit(self, kind: str, target: _Target, visit: Visit, pair: int = 1, burst: int = 1) -> Hit:
+        since = (visit.at - target.sent_at).total_seconds() if target.sent_at else None
         return Hit(kind, visit.method, visit.user_agent, visit.ip, since, visit.has_accept_language, pair, burst)
 
-    async def _record_click(
-        self, recipient: Recipient, campaign: Campaign, number: int, url: str, visit: Visit
-    ) -> None:
+    async def _record_click(self, target: _Target, number: int, url: str, visit: Visit) -> None:
         """A click, judged with the recipient's other clicks of the last seconds: a scanner
         follows several links at once, and then the earlier ones of the burst are its too."""
+        await self._write()
         window = timedelta(seconds=self.rules.burst_seconds)
         recent = (
             await self.session.execute(
                 select(TrackingHit.id, TrackingHit.link_number, TrackingHit.at).where(
-                    TrackingHit.recipient_id == recipient.id,
+                    TrackingHit.recipient_id == target.recipient_id,
                     TrackingHit.kind == "click",
                     TrackingHit.at >= visit.at - window,
                 )
@@ -148,35 +174,29 @@ class Tracking:
         pair_start = visit.at - timedelta(seconds=self.rules.pair_seconds)
         pair = len({n for _, n, at in recent if at >= pair_start} | {number})
         burst = len({n for _, n, _ in recent} | {number})
-        verdict = classify(self._hit("click", recipient, visit, pair, burst), self.rules)
+        verdict = classify(self._hit("click", target, visit, pair, burst), self.rules)
         if verdict.reason in ("link_pair_burst", "link_burst"):
             caught = [hit_id for hit_id, _, at in recent if verdict.reason == "link_burst" or at >= pair_start]
             await self.session.execute(
                 update(TrackingHit).where(TrackingHit.id.in_(caught)).values(human=False, reason=verdict.reason)
             )
-        await self._record(recipient, campaign, "click", number, visit, verdict, url=url)
+        self._record(target, "click", number, visit, verdict, url=url)
 
-    async def _record(
-        self,
-        recipient: Recipient,
-        campaign: Campaign,
-        kind: str,
-        number: int | None,
-        visit: Visit,
-        verdict: Verdict,
-        url: str | None = None,
+    def _record(
+        self, target: _Target, kind: str, number: int | None, visit: Visit, verdict: Verdict, url: str | None = None
     ) -> None:
-        self.session.add(
-            TrackingHit(campaign_id=campaign.id, recipient_id=recipient.id, kind=kind, link_number=number,
-                        at=visit.at, human=verdict.human, reason=None if verdict.reason == "human" else verdict.reason,
-                        ip=visit.ip, user_agent=(visit.user_agent or "")[:500] or None)
+        self._rows.append(
+            {"campaign_id": target.campaign_id, "recipient_id": target.recipient_id, "kind": kind,
+             "link_number": number, "at": visit.at, "human": verdict.human,
+             "reason": None if verdict.reason == "human" else verdict.reason, "ip": visit.ip,
+             "user_agent": (visit.user_agent or "")[:500] or None}
         )  # fmt: skip
         payload: dict[str, Any] = {
-            "campaign_id": campaign.id,
-            "recipient_id": recipient.id,
-            "client_id": recipient.client_id,
-            "contact_id": recipient.contact_id,
-            "address": recipient.address,
+            "campaign_id": target.campaign_id,
+            "recipient_id": target.recipient_id,
+            "client_id": target.client_id,
+            "contact_id": target.contact_id,
+            "address": target.address,
             "at": visit.at,
         }
         if kind == "unsubscribe":
@@ -186,7 +206,14 @@ class Tracking:
         if number is not None:
             payload |= {"link_id": number, "url": url}
         kinds = {"open": "mailing.opened", "click": "mailing.clicked", "unsubscribe": "mailing.unsubscribed"}
-        await publish(self.session, Event(kinds[kind], payload, recipient.client_id))
+        self._events.append(Event(kinds[kind], payload, target.client_id))
+
+    async def _write(self) -> None:
+        rows, self._rows = self._rows, []
+        events, self._events = self._events, []
+        if rows:
+            await self.session.execute(insert(HITS), rows)
+        await publish(self.session, *events)
 
     async def _url(self, link: CampaignLink, recipient: Recipient, campaign: Campaign) -> str:
         """The link's URL rendered for this recipient; as written when the card is gone."""
