@@ -25,9 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import quote
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import raiseload
 
 from connectors.mail.compose import Outgoing, compose
 from connectors.mail.dkim import DkimSigner
@@ -42,10 +40,10 @@ from connectors.smtp.errors import (
 from connectors.smtp.pacing import SlidingWindowLimiter
 from connectors.smtp.pool import SmtpPool
 from crm_core.campaigns.book import Campaigns
-from crm_core.campaigns.copies import Copy, CopyMaker, TrackingUrls
+from crm_core.campaigns.copies import Copy, CopyMaker, TrackingUrls, cards_of
 from crm_core.campaigns.models import Campaign
 from crm_core.campaigns.send_queue import Claimed, Outcome, Result, SendQueue
-from crm_core.campaigns.templates import TemplateProblem
+from crm_core.campaigns.templates import Card, Person, TemplateProblem
 from crm_core.campaigns.tokens import tracking_key
 from crm_core.errors import NotFound
 from crm_core.mail.events import Address
@@ -106,7 +104,7 @@ class CampaignSender:
         self._pools: dict[str, SmtpPool] = {}
         self._campaigns: dict[int, tuple[object, _Campaign]] = {}
         self._batch = max(CLAIM_MIN, self._concurrency * 4)
-        self._ready: asyncio.Queue[_Ready] = asyncio.Queue(maxsize=self._batch * 2)
+        self._ready: asyncio.Queue[_Ready] = asyncio.Queue(maxsize=self._batch)
         self._schedules_checked = 0.0
         self._answers: list[Outcome] = []
         self._answered = asyncio.Event()
@@ -171,7 +169,7 @@ class CampaignSender:
             if client is None or client.deleted_at is not None:
                 raise NotFound(f"client {client_id} not found")
             described = self._describe(campaign, tracked=False)
-            variables = described.maker.variables(0, address, client, None)
+            variables = described.maker.variables(0, address, Card.of(client), Person())
         copy = described.maker.make(0, address, variables)
         message_id, raw = compose(self._outgoing(campaign_id, address, None, described, copy))
         if self.dkim is not None:
@@ -268,18 +266,21 @@ class CampaignSender:
         jobs: list[tuple[Claimed, _Campaign, dict[str, object]]] = []
         async with self.context.reading() as session:
             campaigns = {cid: await self._campaign(session, cid) for cid in {c.campaign_id for c in batch}}
-            ids = {c.client_id for c in batch if c.client_id is not None}
-            cards = select(Client).where(Client.id.in_(ids)).options(raiseload(Client.phones), raiseload(Client.emails))
-            clients = {c.id: c for c in await session.scalars(cards)}  # tags and contacts: the templates' own
-            for claimed in batch:
-                campaign = campaigns[claimed.campaign_id]
-                client = clients.get(claimed.client_id or 0)
-                if campaign is None or client is None or client.deleted_at is not None:
-                    self._answer(Outcome(claimed, Result.failed, utcnow(), "the card was deleted"))
-                    continue
-                contact = next((c for c in client.contacts if c.id == claimed.contact_id), None)
-                variables = campaign.maker.variables(claimed.recipient_id, claimed.address, client, contact)
-                jobs.append((claimed, campaign, variables))
+            cards, people = await cards_of(
+                session,
+                {c.client_id for c in batch if c.client_id is not None},
+                {c.contact_id for c in batch if c.contact_id is not None},
+            )
+        for claimed in batch:
+            campaign = campaigns[claimed.campaign_id]
+            card = cards.get(claimed.client_id or 0)
+            if campaign is None or card is None:
+                self._answer(Outcome(claimed, Result.failed, utcnow(), "the card was deleted"))
+                continue
+            person = people.get(claimed.contact_id or 0, Person())
+            jobs.append(
+                (claimed, campaign, campaign.maker.variables(claimed.recipient_id, claimed.address, card, person))
+            )
         built = await asyncio.to_thread(lambda: [self._build(*job) for job in jobs])
         ready = []
         for (claimed, _, _), result in zip(jobs, built, strict=True):

@@ -104,7 +104,9 @@ async def test_kill_9_halfway_through_a_campaign_sends_each_address_exactly_once
             await _until("the campaign finished after the restart", settled, hub, timeout=RECIPIENTS / RATE + WAIT)
             before_review = len(smtp_server.messages)
             review = (await call("GET", one + "/recipients?status=review&limit=1000"))["items"]
-            assert len(review) <= 4 * CONCURRENCY + 40, f"{len(review)} in review"  # claimed or unrecorded at the kill
+            # Claimed or unrecorded at the kill: a queued claim, one being rendered, those on the
+            # connections, and answers waiting for the next transaction (16 a claim by default).
+            assert len(review) <= 16 * 4 + CONCURRENCY, f"{len(review)} in review"
             delivered = {m.rcpt_tos[0] for m in smtp_server.messages}
             arrived = [r["id"] for r in review if r["address"] in delivered]
             lost = [r["id"] for r in review if r["address"] not in delivered]

@@ -25,7 +25,7 @@ from crm_core.campaigns.models import (
     Segment,
 )
 from crm_core.campaigns.segments import SegmentCount, SegmentRules, candidates, count
-from crm_core.campaigns.templates import CampaignTemplate, Rendered, TemplateProblem, card_variables
+from crm_core.campaigns.templates import CampaignTemplate, Card, Person, Rendered, TemplateProblem, card_variables
 from crm_core.emails import is_plausible
 from crm_core.errors import Conflict, InvalidInput, NotFound
 from crm_core.models import Client, Contact, utcnow
@@ -156,7 +156,8 @@ class Campaigns:
             raise InvalidInput("the card has no such e-mail address", field="address")
         contact = next((c for c in client.contacts if c.id == emails[0].contact_id), None)
         template = _template(campaign)
-        variables = card_variables(client, contact, emails[0].address, campaign.name, PREVIEW_UNSUBSCRIBE)
+        variables = card_variables(Card.of(client), Person.of(contact), emails[0].address, campaign.name,
+                                   PREVIEW_UNSUBSCRIBE)  # fmt: skip
         return template.render(variables)
 
     # -- its life ----------------------------------------------------------------------------
@@ -278,7 +279,9 @@ class Campaigns:
             for candidate in chunk:
                 client = clients[candidate.client_id]
                 contact: Contact | None = next((c for c in client.contacts if c.id == candidate.contact_id), None)
-                variables = card_variables(client, contact, candidate.address, campaign.name, PREVIEW_UNSUBSCRIBE)
+                variables = card_variables(
+                    Card.of(client), Person.of(contact), candidate.address, campaign.name, PREVIEW_UNSUBSCRIBE
+                )
                 try:
                     template.render(variables)
                 except TemplateProblem as exc:

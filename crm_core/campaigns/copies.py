@@ -7,13 +7,17 @@ URL is always there (the law and RFC 8058 want it whatever the marketer wants to
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from crm_core.campaigns.models import Campaign
-from crm_core.campaigns.templates import CampaignTemplate, Rendered, TemplateProblem, card_variables
+from crm_core.campaigns.templates import CampaignTemplate, Card, Person, Rendered, TemplateProblem, card_variables
 from crm_core.campaigns.tokens import Purpose, make_token
-from crm_core.models import Client, Contact
+from crm_core.models import Client, ClientTag, Contact
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +53,9 @@ class CopyMaker:
         self.template = CampaignTemplate.compile(campaign.subject, campaign.html, campaign.text)
         self.urls = urls
 
-    def variables(self, recipient_id: int, address: str, client: Client, contact: Contact | None) -> dict[str, Any]:
+    def variables(self, recipient_id: int, address: str, card: Card, person: Person) -> dict[str, Any]:
         """What the templates see; plain data, so rendering can run off the event loop."""
-        return card_variables(client, contact, address, self.name, self.urls.unsubscribe(recipient_id))
+        return card_variables(card, person, address, self.name, self.urls.unsubscribe(recipient_id))
 
     def make(self, recipient_id: int, address: str, variables: dict[str, Any]) -> Copy:
         """Raises ``TemplateProblem`` naming the recipient when their card breaks a template."""
@@ -65,3 +69,35 @@ class CopyMaker:
         except TemplateProblem as exc:
             raise exc.for_recipient(address) from None
         return Copy(recipient_id, address, rendered, variables["unsubscribe_url"])
+
+
+async def cards_of(
+    session: AsyncSession, client_ids: Collection[int], contact_ids: Collection[int]
+) -> tuple[dict[int, Card], dict[int, Person]]:
+    """The living cards and the contact persons of a batch of recipients, read as rows (three
+    statements for the batch); a deleted card is left out."""
+    rows = await session.execute(
+        select(Client.id, Client.name, Client.full_name, Client.kind, Client.inn, Client.kpp, Client.website,
+               Client.status, Client.custom_fields)
+        .where(Client.id.in_(client_ids), Client.deleted_at.is_(None))
+    )  # fmt: skip
+    fields = rows.all()
+    tags: dict[int, list[str]] = {}
+    for client_id, tag in await session.execute(
+        select(ClientTag.client_id, ClientTag.tag).where(ClientTag.client_id.in_(client_ids)).order_by(ClientTag.tag)
+    ):
+        tags.setdefault(client_id, []).append(tag)
+    cards = {
+        cid: Card(cid, name, full_name, kind.value, inn or "", kpp or "", website or "", status.value,
+                  tuple(tags.get(cid, ())), custom or {})
+        for cid, name, full_name, kind, inn, kpp, website, status, custom in fields
+    }  # fmt: skip
+    people = {
+        pid: Person(first, middle, last, position)
+        for pid, first, middle, last, position in await session.execute(
+            select(Contact.id, Contact.first_name, Contact.middle_name, Contact.last_name, Contact.position).where(
+                Contact.id.in_(contact_ids)
+            )
+        )
+    }
+    return cards, people

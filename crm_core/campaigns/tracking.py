@@ -25,7 +25,7 @@ from crm_core.campaigns.models import (
     SuppressionReason,
     TrackingHit,
 )
-from crm_core.campaigns.templates import TemplateProblem, card_variables, render_url
+from crm_core.campaigns.templates import Card, Person, TemplateProblem, card_variables, render_url
 from crm_core.models import Client
 from crm_core.outbox import Event, publish
 
@@ -224,6 +224,7 @@ class Tracking:
             return link.url
         contact = next((c for c in client.contacts if c.id == recipient.contact_id), None)
         try:
-            return render_url(link.url, card_variables(client, contact, recipient.address, campaign.name, ""))
+            variables = card_variables(Card.of(client), Person.of(contact), recipient.address, campaign.name, "")
+            return render_url(link.url, variables)
         except TemplateProblem:
             return link.url
