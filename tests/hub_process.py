@@ -24,6 +24,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def write_config(path: Path, data_dir: Path, database_url: str, port: int, sections: str) -> Path:
+    """A settings file for one test's hub: its own data dir, database and port, then ``sections``."""
+    path.write_text(f'data_dir = "{data_dir}"\ndatabase_url = "{database_url}"\nhttp_port = {port}\n{sections}')
+    return path
+
+
 class Hub:
     """`hub run --config FILE` as a child process, started again after each kill."""
 

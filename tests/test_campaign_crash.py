@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.hub_process import WAIT, Hub, free_port
+from tests.hub_process import WAIT, Hub, free_port, write_config
 from tests.smtp_server import SmtpTestServer
 
 RECIPIENTS = 2000
@@ -49,11 +49,11 @@ async def test_kill_9_halfway_through_a_campaign_sends_each_address_exactly_once
     hub_database_url: str, smtp_server: SmtpTestServer, tmp_path: Path
 ) -> None:
     port = free_port()
-    config = tmp_path / "hub.toml"
-    config.write_text(
-        f'data_dir = "{tmp_path / "var"}"\n'
-        f'database_url = "{hub_database_url}"\n'
-        f"http_port = {port}\n"
+    config = write_config(
+        tmp_path / "hub.toml",
+        tmp_path / "var",
+        hub_database_url,
+        port,
         "[campaigns]\n"
         f"concurrency = {CONCURRENCY}\n"
         f"rate_per_second = {RATE}\n"
@@ -61,7 +61,7 @@ async def test_kill_9_halfway_through_a_campaign_sends_each_address_exactly_once
         "[campaigns.smtp]\n"
         f'host = "{smtp_server.host}"\n'
         f"port = {smtp_server.port}\n"
-        'security = "none"\n'
+        'security = "none"\n',
     )
     hub = Hub(config, port, tmp_path)
     try:

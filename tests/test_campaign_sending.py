@@ -93,6 +93,16 @@ async def _until(check: Callable[[], Any], timeout: float = 20.0) -> None:
         await asyncio.sleep(0.05)
 
 
+async def _send_all(context: HubContext, campaign_id: int) -> None:
+    """Run a sender until the campaign is finished."""
+    sender = CampaignSender(context, "http://127.0.0.1:8080")
+    await sender.start()
+    try:
+        await _until(lambda: _finished(context, campaign_id))
+    finally:
+        await sender.stop()
+
+
 async def _finished(context: HubContext, campaign_id: int) -> bool:
     async with context.reading() as session:
         return (await Campaigns(session).get(campaign_id)).status is CampaignStatus.finished
@@ -109,12 +119,7 @@ async def test_each_address_gets_its_own_tracked_copy_once(
 ) -> None:
     context = await sending()
     campaign_id = await _campaign(context, 25)
-    sender = CampaignSender(context, "http://127.0.0.1:8080")
-    await sender.start()
-    try:
-        await _until(lambda: _finished(context, campaign_id))
-    finally:
-        await sender.stop()
+    await _send_all(context, campaign_id)
     addresses = [m.rcpt_tos[0] for m in smtp_server.messages]
     assert sorted(addresses) == sorted(f"c{n}@clients.example" for n in range(25))
     async with context.reading() as session:
@@ -148,12 +153,7 @@ async def test_without_tracking_links_go_straight_to_their_urls(
 ) -> None:
     context = await sending()
     campaign_id = await _campaign(context, 2, tracking=False)
-    sender = CampaignSender(context, "http://127.0.0.1:8080")
-    await sender.start()
-    try:
-        await _until(lambda: _finished(context, campaign_id))
-    finally:
-        await sender.stop()
+    await _send_all(context, campaign_id)
     html = _parsed(smtp_server.messages[0].raw).get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert "/t/c/" not in html and "/t/o/" not in html and 'href="https://shop.example.com/"' in html
 
@@ -269,12 +269,7 @@ async def test_a_configured_dkim_key_signs_every_message(
     dkim_settings = {"domain": "shop.example.com", "selector": "hub", "private_key_file": str(key)}
     context = await sending(dkim=dkim_settings)
     campaign_id = await _campaign(context, 2)
-    sender = CampaignSender(context, "http://127.0.0.1:8080")
-    await sender.start()
-    try:
-        await _until(lambda: _finished(context, campaign_id))
-    finally:
-        await sender.stop()
+    await _send_all(context, campaign_id)
     for received in smtp_server.messages:
         assert received.raw.startswith(b"DKIM-Signature:")
         assert dkim.verify(received.raw, dnsfunc=lambda name, timeout=5: record)

@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.hub_process import WAIT, Hub, free_port
+from tests.hub_process import WAIT, Hub, free_port, write_config
 from webhooks.signing import verify
 
 TIMEOUT_SECONDS = 2  # the hub's attempt timeout; a claimed delivery is leased for 4 of them + 5 s
@@ -103,14 +103,12 @@ async def test_kill_9_between_commit_and_delivery_loses_nothing(
     hub_database_url: str, receiver: Receiver, tmp_path: Path
 ) -> None:
     port = free_port()
-    config = tmp_path / "hub.toml"
-    config.write_text(
-        f'data_dir = "{tmp_path / "var"}"\n'
-        f'database_url = "{hub_database_url}"\n'
-        f"http_port = {port}\n"
-        "[webhooks]\n"
-        "allow_private = true\n"
-        f"timeout_seconds = {TIMEOUT_SECONDS}\n"
+    config = write_config(
+        tmp_path / "hub.toml",
+        tmp_path / "var",
+        hub_database_url,
+        port,
+        f"[webhooks]\nallow_private = true\ntimeout_seconds = {TIMEOUT_SECONDS}\n",
     )
     hub = Hub(config, port, tmp_path)
     started = time.monotonic()
