@@ -98,7 +98,6 @@ class CampaignSender:
         )
         dkim = self.settings.dkim
         self.dkim = DkimSigner.from_file(dkim.domain, dkim.selector, dkim.private_key_file) if dkim else None
-        self.sent = 0
         self._concurrency = self.settings.concurrency
         self._mailboxes = {m.name: m for m in context.settings.mailbox if m.smtp is not None}
         self._pools: dict[str, SmtpPool] = {}
@@ -420,7 +419,6 @@ class CampaignSender:
             return Outcome(rid, Result.retry if exc.code else Result.not_sent, utcnow(), str(exc))
         except ValueError as exc:  # an address that cannot go on an SMTP command line
             return Outcome(rid, Result.failed, utcnow(), str(exc))
-        self.sent += 1
         return Outcome(rid, Result.sent, utcnow())
 
     def _answer(self, outcome: Outcome) -> None:

@@ -13,7 +13,7 @@ from crm_core.campaigns.send_queue import SendQueue
 from crm_core.campaigns.stats import campaign_stats, recipient_rows, recipients_csv
 from crm_core.campaigns.suppressions import SuppressionList
 from crm_core.models import Role
-from hub.campaign_sender import CampaignSender
+from hub.campaign_sender import CampaignSender, CampaignSmtpMissing
 from hub.web.campaign_schemas import (
     CampaignListOut,
     CampaignOut,
@@ -127,6 +127,8 @@ async def test_send(request: web.Request, body: TestSendIn) -> web.Response:
         message_id = await _sender(request).send_test(_id(request), body.client_id, body.address)
     except SmtpError as exc:
         raise ApiError(502, "smtp_error", str(exc)) from None
+    except CampaignSmtpMissing as exc:
+        raise ApiError(503, "no_smtp", str(exc)) from None
     except ValueError as exc:
         raise ApiError(422, "invalid", str(exc)) from None
     return json_response({"message_id": message_id})
