@@ -86,10 +86,10 @@ def make_app(
     if telephony is not None:
         app[TELEPHONY] = telephony
         app[metrics.METRICS].registry.register(metrics.TelephonyCollector(telephony, app[POPS]))
+    app.router.add_routes(tracking.routes)  # first: the router tries routes in order, and these are the busiest
     for module in API_MODULES:
         module.api.mount(app)
     app.router.add_routes(pages.routes)
-    app.router.add_routes(tracking.routes)
     app[tracking.TRACKING_KEY] = tracking_key(context.signing_key)
     app[tracking.HITS] = HitLog(context, machine_rules(context.settings.campaigns))
     app.on_startup.append(_start_hit_log)
