@@ -236,15 +236,16 @@ async def recipient_rows(
     ]
 
 
-def recipients_csv(rows: Iterable[RecipientRow]) -> Iterator[str]:
-    """The header, then one record per row, each a string ending in CRLF (a multi-line error
-    stays one quoted record), to stream.  ``;``-separated with a BOM, like the card export, so
-    Russian Excel opens it as is; dates in ISO 8601; a cell Excel would run as a formula (an
-    address can be anything) gets a leading apostrophe."""
+def recipients_csv(rows: Iterable[RecipientRow], *, header: bool = True) -> Iterator[str]:
+    """The header (unless this is a later page), then one record per row, each a string ending
+    in CRLF (a multi-line error stays one quoted record), to stream.  ``;``-separated with a
+    BOM, like the card export, so Russian Excel opens it as is; dates in ISO 8601; a cell Excel
+    would run as a formula (an address can be anything) gets a leading apostrophe."""
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
-    writer.writerow(_ROW_FIELDS)
-    yield "\ufeff" + _drain(buffer)
+    if header:
+        writer.writerow(_ROW_FIELDS)
+        yield "\ufeff" + _drain(buffer)
     for row in rows:
         writer.writerow([_csv_cell(value) for _, value in _items(row)])
         yield _drain(buffer)
