@@ -7,10 +7,7 @@ timeline merges them.  Card changes come from the audit log.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,21 +16,7 @@ from crm_core.campaigns.history import mailings
 from crm_core.mail.models import MailLink, MailMessage
 from crm_core.models import AuditEntry, Call
 from crm_core.telephony.call_log import call_to_dict
-
-
-@dataclass(frozen=True, slots=True)
-class TimelineItem:
-    at: datetime
-    kind: str  # "card", "call", "email", "mailing"; later "onec"
-    id: str
-    title: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"at": self.at.isoformat(), "kind": self.kind, "id": self.id, "title": self.title, "data": self.data}
-
-
-Source = Callable[[AsyncSession, int, datetime | None, int], Awaitable[list[TimelineItem]]]
+from crm_core.timeline_items import Source, TimelineItem
 
 _CARD_TITLES = {"create": "Card created", "update": "Card changed", "delete": "Card deleted"}
 

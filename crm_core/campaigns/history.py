@@ -8,15 +8,13 @@ an operator asking "did they read it?" should see that a proxy did, not a person
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Select, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.campaigns.models import Bounce, Campaign, CampaignLink, Recipient, TrackingHit
-
-if TYPE_CHECKING:
-    from crm_core.timeline import TimelineItem
+from crm_core.timeline_items import TimelineItem
 
 _HIT_TITLES = {"open": "Mailing opened", "click": "Mailing link clicked", "unsubscribe": "Unsubscribed"}
 
@@ -25,9 +23,6 @@ _Entry = tuple[datetime, str, str, dict[str, Any]]  # at, id, title, data
 
 async def mailings(session: AsyncSession, client_id: int, before: datetime | None, limit: int) -> list[TimelineItem]:
     """The newest ``limit`` mailing events of the client older than ``before``."""
-    # Imported here: crm_core.timeline imports this module to list it among its sources.
-    from crm_core.timeline import TimelineItem
-
     entries = [
         *await _hits(session, client_id, before, limit),
         *await _bounces(session, client_id, before, limit),
