@@ -103,7 +103,7 @@ class CampaignSender:
         self._pools: dict[str, SmtpPool] = {}
         self._campaigns: dict[int, tuple[object, _Campaign]] = {}
         self._batch = max(CLAIM_MIN, self._concurrency * 4)
-        self._ready: asyncio.Queue[_Ready] = asyncio.Queue(maxsize=self._batch)
+        self._ready: asyncio.Queue[_Ready | None] = asyncio.Queue(maxsize=self._batch)  # None: a worker stops
         self._schedules_checked = 0.0
         self._answers: list[Outcome] = []
         self._answered = asyncio.Event()
@@ -143,11 +143,11 @@ class CampaignSender:
         """Finish the messages being sent, give back the claimed ones, store every answer."""
         self._stopping.set()
         self._wake.set()
-        await asyncio.gather(*(t for t in (self._producer, *self._workers) if t), return_exceptions=True)
-        left = []
-        while not self._ready.empty():
-            left.append(self._ready.get_nowait().claimed.recipient_id)
-        await self._return(left)
+        if self._producer is not None:
+            await asyncio.gather(self._producer, return_exceptions=True)
+        for _ in self._workers:  # after what is queued, which they give back
+            await self._ready.put(None)
+        await asyncio.gather(*self._workers, return_exceptions=True)
         if self._recorder is not None:
             self._answered.set()
             await asyncio.gather(self._recorder, return_exceptions=True)
@@ -368,13 +368,7 @@ class CampaignSender:
 
     async def _work(self) -> None:
         trouble = 0
-        while True:
-            if self._stopping.is_set() and self._ready.empty():
-                return
-            try:
-                item = await asyncio.wait_for(self._ready.get(), IDLE_POLL)
-            except TimeoutError:
-                continue
+        while (item := await self._ready.get()) is not None:
             if self._stopping.is_set() or item.claimed.campaign_id in self._halted:
                 await self._give_back(item)
                 continue
