@@ -4,9 +4,10 @@ configured pace, record each answer.
 A producer claims a few dozen recipients at a time (committed as ``sending`` before anything
 is sent), renders and signs their copies in a worker thread, and queues them for a handful of
 workers, one per SMTP connection.  A worker waits for the rate limiter, sends, and leaves the
-answer for the next claim's transaction (or the recorder's, within 50 ms when there is none).  So at a crash
-the recipients left ``sending`` are those claimed or answered in the last moments: few, and
-sent to review at the next start, never resent silently (see ``crm_core.campaigns.send_queue``).
+answer for the next claim's transaction (or the recorder's, within 50 ms when there is none).
+So at a crash the recipients left ``sending`` are those claimed or answered in the last
+moments: few, and sent to review at the next start, never resent silently (see
+``crm_core.campaigns.send_queue``).
 
 At most two claims are ahead of the workers (one queued, one being rendered), so a pause or a
 cancel stops the sending within a few dozen messages: claimed copies of a campaign no longer
@@ -22,7 +23,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -101,7 +102,7 @@ class CampaignSender:
         self._concurrency = self.settings.concurrency
         self._mailboxes = {m.name: m for m in context.settings.mailbox if m.smtp is not None}
         self._pools: dict[str, SmtpPool] = {}
-        self._campaigns: dict[int, tuple[object, _Campaign]] = {}
+        self._campaigns: dict[int, tuple[datetime, _Campaign]] = {}  # by id: (its updated_at, what it needs)
         self._batch = max(CLAIM_MIN, self._concurrency * 4)
         self._ready: asyncio.Queue[_Ready | None] = asyncio.Queue(maxsize=self._batch)  # None: a worker stops
         self._schedules_checked = 0.0
