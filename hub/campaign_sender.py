@@ -210,9 +210,7 @@ class CampaignSender:
                 queue = SendQueue(session)
                 await queue.record(answers)
                 claimed = await self._claim_in(queue)
-                finished = (
-                    await queue.finish(o.claimed.campaign_id for o in answers) if len(claimed) < self._batch else []
-                )
+                finished = await self._finished(queue, answers, drained=len(claimed) < self._batch)
         except BaseException:
             self._answers[:0] = answers  # a sent message stays sent: stored with the next ones
             raise

@@ -308,3 +308,28 @@ async def test_a_scheduled_campaign_starts_when_due_and_one_that_cannot_goes_bac
         statuses = {c.id: c.status for c in await Campaigns(session).all()}
     assert statuses == {due.id: CampaignStatus.finished, empty.id: CampaignStatus.draft,
                         later.id: CampaignStatus.scheduled}  # fmt: skip
+
+
+async def test_two_campaigns_sent_at_once_both_finish(sending: Callable[..., Any], smtp_server: SmtpTestServer) -> None:
+    """The first campaign's last answers are stored while the second's recipients fill whole
+    claims: it must still be seen to have finished."""
+    context = await sending()
+    first = await _campaign(context, 20)
+    async with context.transaction() as session:
+        book = ClientBook(session)
+        for n in range(60):
+            card = {"name": f"Опт {n}", "tags": ["опт"], "emails": [{"address": f"w{n}@wholesale.example"}]}
+            await book.create(ClientIn.model_validate(card), SYSTEM)
+        segment = await Segments(session).create(SegmentIn(name="Опт", rules=SegmentRules(tags_any=["опт"])))
+        values = {"name": "Опт", "from_address": "news@shop.example.com", "subject": "Опт", "html": HTML,
+                  "segment_id": segment.id}  # fmt: skip
+        second = (await Campaigns(session).create(CampaignIn.model_validate(values), None)).id
+        await Campaigns(session).start(second)
+    sender = CampaignSender(context, "http://127.0.0.1:8080")
+    await sender.start()
+    try:
+        await _until(lambda: _finished(context, second))
+        await _until(lambda: _finished(context, first), timeout=3)
+    finally:
+        await sender.stop()
+    assert len(smtp_server.messages) == 80
