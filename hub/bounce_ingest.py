@@ -34,7 +34,8 @@ from hub.context import HubContext
 log = logging.getLogger("hub.bounces")
 
 
-_UNSUBSCRIBE = re.compile(r"\bunsubscribe\s+([A-Za-z0-9_-]{4,40})\b", re.IGNORECASE)
+# A token may end in "-" or "_", after which \b would not match: the lookahead bounds it instead.
+_UNSUBSCRIBE = re.compile(r"\bunsubscribe\s+([A-Za-z0-9_-]{4,40})(?![A-Za-z0-9_-])", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import hub.bounce_ingest
 from connectors.imap import ImapConnector, MailboxSettings
 from crm_core.audit import SYSTEM
 from crm_core.campaigns.bounce_reports import BounceReport, FailedRecipient
@@ -350,3 +351,13 @@ async def test_a_mail_to_the_unsubscribe_address_unsubscribes_only_with_a_valid_
         ("ivanov@romashka.ru", "mailto")
     ]
     assert ingest.unsubscribed == 1
+
+
+def test_an_unsubscribe_token_ending_in_a_dash_or_underscore_is_read_whole() -> None:
+    key = b"k" * 32
+    for ending in "-_":
+        # ids of 2**21 and up make 12-byte tokens: their last character has no spare bits, any may end one
+        rid = next(n for n in range(2**21, 2**22) if make_token(key, Purpose.unsubscribe, n).endswith(ending))
+        token = make_token(key, Purpose.unsubscribe, rid)
+        raw = f"From: a@b.ru\r\nSubject: unsubscribe {token}\r\n\r\n".encode()
+        assert hub.bounce_ingest._unsubscribe_request(raw, key) == rid
