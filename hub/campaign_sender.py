@@ -121,7 +121,8 @@ class CampaignSender:
         async with self.context.transaction() as session:
             queue = SendQueue(session)
             interrupted = await queue.interrupted()
-            recent = await queue.sent_since(utcnow() - timedelta(hours=1))
+            span = self.limiter.longest  # only as far back as a window reaches (none: nothing to read)
+            recent = await queue.sent_since(utcnow() - timedelta(seconds=span)) if span else []
         if interrupted:
             log.warning(
                 "recipients were being sent when the hub stopped; they wait for review",
@@ -369,7 +370,7 @@ class CampaignSender:
         trouble = 0
         while (item := await self._ready.get()) is not None:
             if self._stopping.is_set() or item.claimed.campaign_id in self._halted:
-                await self._give_back(item)
+                await self._return([item.claimed.recipient_id])
                 continue
             await self.limiter.acquire()
             outcome = await self._send(item)
@@ -381,9 +382,6 @@ class CampaignSender:
                     await asyncio.wait_for(self._stopping.wait(), min(high, low * 2 ** (trouble - 1)))
             else:
                 trouble = 0
-
-    async def _give_back(self, item: _Ready) -> None:
-        await self._return([item.claimed.recipient_id])
 
     async def _return(self, recipient_ids: list[int]) -> None:
         if not recipient_ids:

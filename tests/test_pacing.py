@@ -64,3 +64,8 @@ async def test_a_seeded_restart_does_not_start_a_fresh_hour(clock: FakeClock) ->
 async def test_no_limits_grant_at_once(clock: FakeClock) -> None:
     limiter = SlidingWindowLimiter.per(None, None, None, clock=clock)
     assert await _grants(limiter, clock, 1000) == [1000.0] * 1000
+
+
+def test_the_longest_window_says_how_far_back_a_restart_must_look() -> None:
+    assert SlidingWindowLimiter.per(5, None, 100).longest == 3600.0
+    assert SlidingWindowLimiter.per(None, None, None).longest == 0.0

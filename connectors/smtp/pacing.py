@@ -30,6 +30,11 @@ class SlidingWindowLimiter:
         spans = ((second, 1.0), (minute, 60.0), (hour, 3600.0))
         return cls(((count, span) for count, span in spans if count), clock)
 
+    @property
+    def longest(self) -> float:
+        """The longest window's span in seconds; 0 when nothing is limited."""
+        return max((span for _count, span, _times in self._windows), default=0.0)
+
     def seed(self, ages: Iterable[float]) -> None:
         """Sends that happened ``age`` seconds ago (before a restart), oldest first or not."""
         now = self._clock()

@@ -47,7 +47,6 @@ class CopyMaker:
     """Renders one campaign for many recipients; the templates are compiled once."""
 
     def __init__(self, campaign: Campaign, urls: TrackingUrls, *, tracked: bool) -> None:
-        self.campaign_id = campaign.id
         self.name = campaign.name
         self.tracking = tracked
         self.template = CampaignTemplate.compile(campaign.subject, campaign.html, campaign.text)

@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,7 +30,7 @@ from crm_core.outbox import Event, publish
 MAX_ATTEMPTS = 5  # temporary refusals before a recipient counts as failed
 RETRY_AFTER = (60, 300, 900, 3600)  # seconds before the 2nd, 3rd... attempt
 NOT_SENT_PAUSE = 5  # seconds before a message the server could not take is claimed again
-RECIPIENTS: Table = Recipient.__table__  # type: ignore[assignment]  # a mapped class's Table
+RECIPIENTS = cast(Table, Recipient.__table__)
 INTERRUPTED = "the hub stopped while this message was being sent: it may or may not have gone"
 
 
