@@ -198,8 +198,11 @@ class ClientBook:
 
     # -- reading -----------------------------------------------------------------
 
-    async def get(self, client_id: int) -> Client:
-        client = await self.session.scalar(select(Client).where(Client.id == client_id, Client.deleted_at.is_(None)))
+    async def get(self, client_id: int, *, include_deleted: bool = False) -> Client:
+        query = select(Client).where(Client.id == client_id)
+        if not include_deleted:
+            query = query.where(Client.deleted_at.is_(None))
+        client = await self.session.scalar(query)
         if client is None:
             raise NotFound(f"client {client_id} not found")
         return client
@@ -339,9 +342,13 @@ class ClientBook:
         actor: Actor,
         *,
         expected_version: int | None = None,
+        include_deleted: bool = False,
     ) -> tuple[Client, dict[str, list[Any]]]:
-        """Merge ``changes`` into the card, re-validate the whole, and log what changed."""
-        client = await self.get(client_id)
+        """Merge ``changes`` into the card, re-validate the whole, and log what changed.
+
+        ``include_deleted``: a deleted card too (the 1C sync keeps a card marked for deletion current).
+        """
+        client = await self.get(client_id, include_deleted=include_deleted)
         if expected_version is not None and expected_version != client.version:
             raise Conflict(
                 f"client {client_id} was changed by someone else (version {client.version}, you had {expected_version})"
@@ -368,6 +375,19 @@ class ClientBook:
         client.version += 1
         audit.record(self.session, actor, "delete", "client", client.id, name=client.name)
         await publish(self.session, Event("client.deleted", {"id": client.id, "name": client.name}, client.id))
+
+    async def restore(self, client_id: int, actor: Actor) -> Client:
+        """Undo a soft delete (1C's deletion mark taken off); the INN rule applies again."""
+        client = await self.get(client_id, include_deleted=True)
+        if client.deleted_at is None:
+            return client
+        await self._check_rules(ClientIn.model_validate(client_to_input(client)), exclude_id=client.id)
+        client.deleted_at = None
+        client.version += 1
+        client.updated_at = utcnow()
+        audit.record(self.session, actor, "restore", "client", client.id, name=client.name)
+        await publish(self.session, Event("client.updated", {**client_to_dict(client), "changed": {}}, client.id))
+        return client
 
     async def _check_rules(self, data: ClientIn, exclude_id: int | None) -> None:
         if data.owner_id is not None and await self.session.get(User, data.owner_id) is None:

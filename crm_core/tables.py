@@ -9,6 +9,7 @@ from __future__ import annotations
 from crm_core import inbound_hooks, models, outbox, subscriptions, sync_requests
 from crm_core.campaigns import models as campaign_models
 from crm_core.mail import models as mail_models
+from crm_core.onec import models as onec_models
 
 metadata = models.Base.metadata
 
@@ -18,6 +19,7 @@ __all__ = [
     "mail_models",
     "metadata",
     "models",
+    "onec_models",
     "outbox",
     "subscriptions",
     "sync_requests",
