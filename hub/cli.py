@@ -16,10 +16,12 @@ from crm_core.client_csv import import_clients
 from crm_core.clients import ClientBook
 from crm_core.errors import DomainError
 from crm_core.models import Role
+from crm_core.onec.journal import SyncBusy
 from crm_core.users import NewUser, UserDirectory
 from hub import logs
 from hub.config import ConfigError, Settings, load_settings
 from hub.context import DatabaseNotReady, HubContext
+from hub.onec import OnecSync, run_with_progress
 
 CLI_ACTOR = Actor(user_id=None, username="cli")
 
@@ -75,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
     imp_clients.add_argument(
         "--good-rows", action="store_true", help="import the good rows even if some are bad (default: all or nothing)"
     )
+
+    sync = commands.add_parser("sync", parents=[common], help="sync with other systems").add_subparsers(
+        dest="sync_command", required=True, metavar="WITH"
+    )
+    sync_1c = sync.add_parser("1c", parents=[common], help="sync counterparties with 1C now, with a progress bar")
+    sync_1c.add_argument("--connection", help="one [[onec]] by name (default: every one)")
+    sync_1c.add_argument("--client", type=int, action="append", help="only this card (repeatable)")
 
     config = commands.add_parser("config", parents=[common], help="configuration").add_subparsers(
         dest="config_command", required=True, metavar="ACTION"
@@ -135,6 +144,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         ("user", "password"): _user_password,
         ("token", "create"): _token_create,
         ("import", "clients"): _import_clients,
+        ("sync", "1c"): _sync_1c,
     }
     action = getattr(args, f"{args.command}_command")
     context = await HubContext.open(settings)
@@ -209,3 +219,29 @@ async def _import_clients(args: argparse.Namespace, context: HubContext) -> int:
     summary = {k: v for k, v in report.as_dict().items() if k not in ("errors", "created_ids")}
     print(json.dumps(summary, ensure_ascii=False))
     return 0 if not report.errors else 1
+
+
+async def _sync_1c(args: argparse.Namespace, context: HubContext) -> int:
+    """Run the sync in this process, printing a progress bar per phase and the counts at the end."""
+    sync = OnecSync(context)
+    names = [args.connection] if args.connection else list(sync.settings)
+    if not names:
+        print("error: no 1C connection is configured (add an [[onec]] table)", file=sys.stderr)
+        return 2
+    if args.connection and args.connection not in sync.settings:
+        print(f"error: no 1C connection named {args.connection!r}", file=sys.stderr)
+        return 2
+    failed = False
+    for name in names:
+        try:
+            report = await run_with_progress(sync, name, args.client)
+        except SyncBusy as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items())) or "nothing to do"
+        print(f"{name}: run {report.run_id} {'done' if report.ok else 'FAILED'}: {counts}")
+        if report.error:
+            print(f"{name}: {report.error}", file=sys.stderr)
+            failed = True
+    return 1 if failed else 0

@@ -16,6 +16,9 @@ import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from connectors.onec.field_maps import OVERRIDABLE
+from crm_core.onec.records import FIELDS, LIST_FIELDS
+
 CONFIG_ENV = "HUB_CONFIG"
 SECRET_KEY_FILE = "secret.key"
 
@@ -160,6 +163,54 @@ class CampaignSettings(BaseModel):
     dkim: DkimSettings | None = None
 
 
+DEFAULT_DOCUMENTS = ["Document_СчетНаОплатуПокупателю", "Document_РеализацияТоваровУслуг"]
+
+
+class OnecSettings(BaseModel):
+    """One 1C infobase the hub keeps counterparties in sync with: a ``[[onec]]`` table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    url: str = Field(pattern=r"^https?://")  # the publication: http://1c.local/accounting
+    user: str  # an infobase user; Cyrillic names are fine
+    password: SecretStr = SecretStr("")
+    kind: Literal["accounting_3", "trade_11"] = "accounting_3"  # Enterprise Accounting 3.0, Trade Management 11
+    field_map: dict[str, str] = Field(default_factory=dict)  # sync field -> the catalogue's property
+    # Per field, who wins when both sides changed it: ask (a conflict for a user), onec, hub, union (lists).
+    rules: dict[str, Literal["ask", "onec", "hub", "union"]] = Field(default_factory=dict)
+    interval_minutes: float = Field(15.0, ge=0)  # 0: only on demand
+    create_in_onec: bool = True  # cards made in the hub become counterparties in 1C
+    create_in_hub: bool = True  # counterparties made in 1C become cards
+    folder: str | None = None  # the 1C folder new counterparties go in, as a path: "Покупатели / Москва"
+    page_size: int = Field(1000, ge=10, le=10000)
+    concurrency: int = Field(2, ge=1, le=4)
+    timeout_seconds: float = Field(120.0, gt=0)
+    retries: int = Field(3, ge=0, le=10)
+    documents: list[str] = Field(default_factory=lambda: list(DEFAULT_DOCUMENTS))  # shown on the card
+    documents_days: int = Field(90, ge=1)
+    documents_cache_seconds: float = Field(60.0, ge=0)
+
+    @field_validator("rules")
+    @classmethod
+    def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(FIELDS))
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(FIELDS)}")
+        for name, rule in value.items():
+            if rule == "union" and name not in LIST_FIELDS:
+                raise ValueError(f"{name}: 'union' is for phones and emails")
+        return value
+
+    @field_validator("field_map")
+    @classmethod
+    def _known_properties(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(OVERRIDABLE))
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(OVERRIDABLE)}")
+        return value
+
+
 class ScreenPopSettings(BaseModel):
     """When an operator's screen pops: as the phone rings (default) or once they answer."""
 
@@ -202,6 +253,7 @@ class Settings(BaseSettings):
     mail: MailSettings = MailSettings()
     webhooks: WebhookSettings = WebhookSettings()
     campaigns: CampaignSettings = CampaignSettings()
+    onec: list[OnecSettings] = Field(default_factory=list)
 
     @field_validator("default_region")
     @classmethod
@@ -222,6 +274,14 @@ class Settings(BaseSettings):
         names = [m.name for m in value]
         if len(names) != len(set(names)):
             raise ValueError("each [[mailbox]] needs a name of its own")
+        return value
+
+    @field_validator("onec")
+    @classmethod
+    def _unique_onec_names(cls, value: list[OnecSettings]) -> list[OnecSettings]:
+        names = [o.name for o in value]
+        if len(names) != len(set(names)):
+            raise ValueError("each [[onec]] needs a name of its own")
         return value
 
     @field_validator("database_url")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,9 +40,14 @@ Operation = PopRequest | Withdrawal
 
 
 class PopDispatcher:
-    def __init__(self, context: HubContext, pops: PopHub) -> None:
+    def __init__(
+        self, context: HubContext, pops: PopHub, card_extras: Callable[[int], dict[str, Any]] | None = None
+    ) -> None:
+        """``card_extras`` adds to a popped card what another system knows (1C's documents) from a
+        cache: it must not wait."""
         self.context = context
         self.pops = pops
+        self.card_extras = card_extras
         self._queue: asyncio.Queue[Operation] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         # The card each popped call's number matched, so the call log need not look it up again.
@@ -119,6 +124,9 @@ class PopDispatcher:
             if r.caller and (owner := lookup.owner) is not None:
                 self._remember(r.key, r.caller, owner)
             messages[r.key] = pop_message(r, lookup, cards)
+            card = messages[r.key].get("client")
+            if card is not None and self.card_extras is not None:
+                card["onec"] = self.card_extras(card["id"])
         return messages
 
     def _remember(self, key: CallKey, number: str, owner: tuple[int, int | None]) -> None:

@@ -17,6 +17,7 @@ from hub.campaign_sender import CampaignSender
 from hub.config import Settings
 from hub.context import HubContext
 from hub.mail import Mail
+from hub.onec import OnecSync
 from hub.screen_pop import PopHub
 from hub.telephony import Telephony
 from hub.web.app import make_app
@@ -61,14 +62,17 @@ async def serve(settings: Settings) -> None:
     webhooks: Dispatcher | None = None
     campaigns: CampaignSender | None = None
     bounces: BounceMailbox | None = None
+    onec: OnecSync | None = None
     try:
         password = await ensure_admin(context)
         pops = PopHub()
-        telephony = Telephony(context, pops) if settings.pbx else None
+        onec = OnecSync(context) if settings.onec else None
+        extras = onec.cached_documents if onec is not None else None
+        telephony = Telephony(context, pops, card_extras=extras) if settings.pbx else None
         mail = Mail(context) if settings.mailbox else None
         if settings.campaigns.smtp is not None or any(m.smtp for m in settings.mailbox):
             campaigns = CampaignSender(context, base_url(settings))
-        app = make_app(context, pops, telephony, mail, campaigns)
+        app = make_app(context, pops, telephony, mail, campaigns, onec)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=10)
         await runner.setup()
         await web.TCPSite(runner, settings.http_host, settings.http_port).start()
@@ -78,6 +82,8 @@ async def serve(settings: Settings) -> None:
             await mail.start()
         if campaigns is not None:
             await campaigns.start()
+        if onec is not None:
+            onec.start()
         if settings.campaigns.bounce_mailbox is not None:
             bounces = BounceMailbox(context, settings.campaigns.bounce_mailbox, settings.campaigns.soft_bounce_limit)
             await bounces.start()
@@ -102,6 +108,8 @@ async def serve(settings: Settings) -> None:
         await _wait_for_stop()
         log.info("stopping")
     finally:
+        if onec is not None:
+            await onec.stop()
         if bounces is not None:
             await bounces.stop()
         if campaigns is not None:

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import phonenumbers
 
@@ -71,10 +71,16 @@ class ClickToCall:
 class Telephony:
     """Owns the AMI connectors' tasks, their trackers and the dispatch of what they decide."""
 
-    def __init__(self, context: HubContext, pops: PopHub, connector_factory: ConnectorFactory = AmiConnector) -> None:
+    def __init__(
+        self,
+        context: HubContext,
+        pops: PopHub,
+        connector_factory: ConnectorFactory = AmiConnector,
+        card_extras: Callable[[int], dict[str, Any]] | None = None,
+    ) -> None:
         self.context = context
         self.pops = pops
-        self.popper = PopDispatcher(context, pops)
+        self.popper = PopDispatcher(context, pops, card_extras)
         self._trackers = {p.name: CallTracker(region=p.region) for p in context.settings.pbx}
         self._pbx: dict[str, PbxSettings] = {p.name: p for p in context.settings.pbx}
         self._connectors: dict[str, Connector] = {

@@ -104,18 +104,23 @@ class SyncEngine:
 
     # -- runs ------------------------------------------------------------------------------
 
-    async def run(self, trigger: str = "api") -> RunReport:
-        """A whole sync; SyncBusy when one is running.  1C's failures end the run as failed."""
-        return await self._within_run(trigger, self._sync)
+    async def run(self, trigger: str = "api", started: Callable[[int], None] | None = None) -> RunReport:
+        """A whole sync; SyncBusy when one is running.  1C's failures end the run as failed.
+        ``started`` is told the run's id as soon as the run is recorded."""
+        return await self._within_run(trigger, self._sync, started)
 
     async def sync_clients(self, client_ids: Sequence[int], trigger: str = "request") -> RunReport:
         """These cards now, out of schedule: linked ones both ways, unlinked ones created in 1C."""
-        return await self._within_run(trigger, lambda: self._sync_clients(client_ids))
+        return await self._within_run(trigger, lambda: self._sync_clients(client_ids), None)
 
-    async def _within_run(self, trigger: str, work: Callable[[], Any]) -> RunReport:
+    async def _within_run(
+        self, trigger: str, work: Callable[[], Any], started: Callable[[int], None] | None
+    ) -> RunReport:
         async with self.sessions() as session, session.begin():
             run = await journal.start_run(session, self.name, trigger)
         self._run_id, self.counts = run.id, Counter()
+        if started is not None:
+            started(run.id)
         error: str | None = None
         try:
             await work()

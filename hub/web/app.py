@@ -14,6 +14,7 @@ from hub.config import CampaignSettings
 from hub.context import HubContext
 from hub.hit_log import HitLog
 from hub.mail import Mail
+from hub.onec import OnecSync
 from hub.screen_pop import PopHub
 from hub.telephony import Telephony
 from hub.web import (
@@ -25,6 +26,7 @@ from hub.web import (
     login,
     messages,
     metrics,
+    onec_api,
     pages,
     system,
     tracking,
@@ -36,7 +38,7 @@ from hub.web.endpoints import Endpoint
 from hub.web.errors import error_middleware
 from hub.web.openapi import build_document
 from hub.web.ratelimit import LoginLimiter
-from hub.web.state import BLOBS, CONTEXT, LOGIN_LIMITER, MAIL, POPS, TELEPHONY
+from hub.web.state import BLOBS, CONTEXT, LOGIN_LIMITER, MAIL, ONEC, POPS, TELEPHONY
 
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024  # CSV imports of a few hundred thousand rows
 API_MODULES = (
@@ -48,6 +50,7 @@ API_MODULES = (
     calls,
     messages,
     campaigns_api,
+    onec_api,
     webhooks_api,
     hooks_api,
     audit_log,
@@ -65,9 +68,11 @@ def make_app(
     telephony: Telephony | None = None,
     mail: Mail | None = None,
     campaigns: CampaignSender | None = None,
+    onec: OnecSync | None = None,
 ) -> web.Application:
     """The app; ``telephony`` is given when PBXes are configured (sharing ``pops`` with it),
-    ``mail`` when mailboxes are, ``campaigns`` when an SMTP server can send mailings."""
+    ``mail`` when mailboxes are, ``campaigns`` when an SMTP server can send mailings, ``onec``
+    when 1C connections are."""
     app = web.Application(
         middlewares=[metrics.metrics_middleware, error_middleware],
         client_max_size=MAX_UPLOAD_BYTES,
@@ -83,6 +88,8 @@ def make_app(
         app[MAIL] = mail
     if campaigns is not None:
         app[campaigns_api.CAMPAIGNS] = campaigns
+    if onec is not None:
+        app[ONEC] = onec
     if telephony is not None:
         app[TELEPHONY] = telephony
         app[metrics.METRICS].registry.register(metrics.TelephonyCollector(telephony, app[POPS]))

@@ -13,6 +13,7 @@ from crm_core.client_data import ClientIn, client_to_dict
 from crm_core.clients import ClientBook, ClientQuery, Lookup
 from crm_core.models import Role
 from crm_core.timeline import client_timeline
+from hub.onec import document_items
 from hub.web.endpoints import ALL_ROLES, Api, actor_of, json_response, page_response, session_of
 from hub.web.schemas import (
     ClientOut,
@@ -27,7 +28,7 @@ from hub.web.schemas import (
     TimelineOut,
     TimelineQuery,
 )
-from hub.web.state import CONTEXT
+from hub.web.state import CONTEXT, ONEC
 
 api = Api()
 EDITORS = {Role.admin, Role.operator, Role.accountant}
@@ -139,6 +140,14 @@ async def delete_client(request: web.Request) -> web.Response:
 async def timeline(request: web.Request, query: TimelineQuery) -> web.Response:
     client = await _book(request).get(_client_id(request))
     items = await client_timeline(session_of(request), client.id, query.before, query.limit)
+    onec = request.app.get(ONEC)
+    if onec is not None:  # 1C's documents, as fresh as 1C answers within a second or two, else cached
+        documents = document_items(await onec.documents(client.id, timeout=2.0))
+        items = sorted(
+            items + [d for d in documents if query.before is None or d.at < query.before],
+            key=lambda item: item.at,
+            reverse=True,
+        )[: query.limit]
     next_before = items[-1].at.isoformat() if len(items) == query.limit else None
     return json_response({"items": [i.as_dict() for i in items], "next_before": next_before})
 

@@ -10,6 +10,7 @@ from crm_core.inbound_hooks import InboundHook
 from crm_core.models import User
 from hub.context import HubContext
 from hub.mail import Mail
+from hub.onec import OnecSync
 from hub.screen_pop import PopHub
 from hub.telephony import Telephony
 from hub.web.ratelimit import LoginLimiter
@@ -19,6 +20,7 @@ LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
 POPS = web.AppKey("pops", PopHub)
 TELEPHONY = web.AppKey("telephony", Telephony)  # absent when no PBX is configured
 MAIL = web.AppKey("mail", Mail)  # absent when no mailbox is configured
+ONEC = web.AppKey("onec", OnecSync)  # absent when no [[onec]] is configured
 BLOBS = web.AppKey("blobs", BlobStore)  # raw messages and attachments, by SHA-256
 
 # Per request: the unit of work the handler runs in, and who is asking (None: nobody).
