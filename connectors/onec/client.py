@@ -59,7 +59,8 @@ class OdataClient:
     ) -> None:
         self.connection = connection
         self._root = connection.service_url
-        self._auth = aiohttp.BasicAuth(connection.user, connection.password, encoding="utf-8")
+        # UTF-8: 1C's web server reads Cyrillic logins so (the old default, latin-1, cannot encode them)
+        self._auth = aiohttp.encode_basic_auth(connection.user, connection.password, encoding="utf-8")
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=connection.timeout)
         self._session: aiohttp.ClientSession | None = None
         self._gate = asyncio.Semaphore(connection.concurrency)
@@ -209,7 +210,7 @@ class OdataClient:
 
     def _session_now(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(auth=self._auth, timeout=self._timeout)
+            self._session = aiohttp.ClientSession(headers={"Authorization": self._auth}, timeout=self._timeout)
         return self._session
 
 
