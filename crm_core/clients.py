@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core import audit, emails, phones
 from crm_core.audit import Actor
 from crm_core.client_data import ClientIn, ContactIn, client_to_dict, client_to_input, person_name
-from crm_core.errors import Conflict, InvalidInput, NotFound
+from crm_core.errors import Conflict, DomainError, InvalidInput, NotFound
 from crm_core.models import Client, ClientTag, Contact, Email, Phone, User, utcnow
 from crm_core.outbox import Event, publish
 from crm_core.paging import Page, fetch_page
@@ -41,6 +41,7 @@ from crm_core.paging import Page, fetch_page
 MAX_CANDIDATES = 50
 PHONES_PER_STATEMENT = 64
 EMAILS_PER_STATEMENT = 500
+INNS_PER_STATEMENT = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,11 +200,9 @@ class ClientBook:
     # -- reading -----------------------------------------------------------------
 
     async def get(self, client_id: int, *, include_deleted: bool = False) -> Client:
-        query = select(Client).where(Client.id == client_id)
-        if not include_deleted:
-            query = query.where(Client.deleted_at.is_(None))
-        client = await self.session.scalar(query)
-        if client is None:
+        """By key: a card this session already holds costs no query (a sync's batch loads many at once)."""
+        client = await self.session.get(Client, client_id)
+        if client is None or (client.deleted_at is not None and not include_deleted):
             raise NotFound(f"client {client_id} not found")
         return client
 
@@ -335,6 +334,52 @@ class ClientBook:
         await publish(self.session, Event("client.created", client_to_dict(client), client.id))
         return client
 
+    async def create_many(self, items: Sequence[ClientIn], actor: Actor, *, source: str) -> list[Client | DomainError]:
+        """Many cards in one flush (a sync's or an import's batch), the rules checked for all at once.
+
+        A card the rules refuse (an INN taken in the database or earlier in ``items``, an
+        unknown owner) is answered with its ``Conflict`` in its place; the others are created.
+        """
+        taken = await self._taken_requisites(items)
+        owners = {i.owner_id for i in items if i.owner_id is not None}
+        known = set(await self.session.scalars(select(User.id).where(User.id.in_(owners)))) if owners else set()
+        results: list[Client | DomainError] = []
+        for data in items:
+            key = (data.inn, data.kpp)
+            if data.owner_id is not None and data.owner_id not in known:
+                results.append(InvalidInput(f"owner {data.owner_id} is not a user", field="owner_id"))
+            elif data.inn and key in taken:
+                holder = f"client {taken[key]}" if taken[key] else "an earlier card of the same batch"
+                results.append(
+                    Conflict(f"{holder} already has INN {data.inn}" + (f" / KPP {data.kpp}" if data.kpp else ""))
+                )
+            else:
+                client = Client(version=1, created_at=utcnow(), updated_at=utcnow())
+                self._apply(client, data, existing_contacts={})
+                self.session.add(client)
+                results.append(client)
+                if data.inn:
+                    taken[key] = None
+        made = [c for c in results if isinstance(c, Client)]
+        if made:
+            await self.session.flush()
+            for client in made:
+                audit.record(self.session, actor, "create", "client", client.id, source=source)
+            await publish(self.session, *(Event("client.created", client_to_dict(c), c.id) for c in made))
+        return results
+
+    async def _taken_requisites(self, items: Sequence[ClientIn]) -> dict[tuple[str | None, str | None], int | None]:
+        inns = sorted({i.inn for i in items if i.inn})
+        taken: dict[tuple[str | None, str | None], int | None] = {}
+        for start in range(0, len(inns), INNS_PER_STATEMENT):
+            rows = await self.session.execute(
+                select(Client.inn, Client.kpp, Client.id).where(
+                    Client.inn.in_(inns[start : start + INNS_PER_STATEMENT]), Client.deleted_at.is_(None)
+                )
+            )
+            taken.update({(inn, kpp): client_id for inn, kpp, client_id in rows})
+        return taken
+
     async def update(
         self,
         client_id: int,
@@ -355,7 +400,7 @@ class ClientBook:
             )
         before = client_to_input(client)
         data = ClientIn.model_validate({**before, **changes})
-        await self._check_rules(data, exclude_id=client.id)
+        await self._check_rules(data, exclude_id=client.id, previous=before)
         after = data.model_dump(mode="json")
         diff = {k: [before.get(k), after[k]] for k in after if before.get(k) != after[k]}
         if not diff:
@@ -389,10 +434,14 @@ class ClientBook:
         await publish(self.session, Event("client.updated", {**client_to_dict(client), "changed": {}}, client.id))
         return client
 
-    async def _check_rules(self, data: ClientIn, exclude_id: int | None) -> None:
+    async def _check_rules(
+        self, data: ClientIn, exclude_id: int | None, previous: dict[str, Any] | None = None
+    ) -> None:
+        """Owner and requisites; on an update, requisites only if they change (they held when set)."""
+        was = previous or {}
         if data.owner_id is not None and await self.session.get(User, data.owner_id) is None:
             raise InvalidInput(f"owner {data.owner_id} is not a user", field="owner_id")
-        if data.inn:
+        if data.inn and (data.inn, data.kpp) != (was.get("inn"), was.get("kpp")):
             same = select(Client.id).where(
                 Client.inn == data.inn,
                 Client.kpp.is_(None) if data.kpp is None else Client.kpp == data.kpp,

@@ -9,9 +9,9 @@ from typing import Any, cast
 
 from sqlalchemy import Table, func, insert, select
 
+from connectors.onec.counterparties import KIND_NAMES
 from crm_core.models import Client, ClientKind, utcnow
 from crm_core.onec.models import LinkState, OnecLink
-from connectors.onec.counterparties import KIND_NAMES
 from hub.config import OnecSettings
 from hub.context import HubContext
 from hub.onec import OnecSync
@@ -98,7 +98,9 @@ async def hub_state(context: HubContext) -> set[tuple[Any, ...]]:
 
 def onec_state(fake: FakeOnec) -> set[tuple[Any, ...]]:
     return {
-        (e["Description"], e["ИНН"], e["КПП"], e["DeletionMark"]) for e in fake.entries(COUNTERPARTIES) if not e["IsFolder"]
+        (e["Description"], e["ИНН"], e["КПП"], e["DeletionMark"])
+        for e in fake.entries(COUNTERPARTIES)
+        if not e["IsFolder"]
     }
 
 

@@ -483,6 +483,28 @@ async def test_control_endpoints_seed_edit_count_and_fault(fake: FakeOnec, http:
     assert stats["requests"]["by_entity_set"] == {COUNTERPARTIES: 2}
 
 
+async def test_control_endpoint_lists_the_requests_made_since_a_mark(
+    fake: FakeOnec, http: aiohttp.ClientSession
+) -> None:
+    keys = seed_small_base(fake)
+    control = fake.url.split("/base/")[0] + "/_fake/requests"
+    await get_json(http, fake.url + COUNTERPARTIES, **{"$top": "2"})
+    async with aiohttp.ClientSession() as anonymous:
+        async with anonymous.get(control) as response:
+            mark = (await response.json())["total"]
+        await get_json(http, f"{fake.url}{COUNTERPARTIES}(guid'{keys['alpha']}')")
+        async with http.get(f"{fake.url}{COUNTERPARTIES}/$count") as response:
+            assert response.status == 200
+        async with anonymous.get(control, params={"since": str(mark)}) as response:
+            listed = await response.json()
+    assert mark == 1 and listed["total"] == 3
+    assert [(r["method"], r["kind"], r["key"]) for r in listed["requests"]] == [
+        ("GET", "entry", keys["alpha"]),
+        ("GET", "count", None),
+    ]
+    assert listed["requests"][0]["entity_set"] == COUNTERPARTIES and listed["requests"][0]["status"] == 200
+
+
 def test_generated_counterparties_are_valid_varied_and_deterministic() -> None:
     kinds = {"ТелефонКонтрагента": "t", "EmailКонтрагента": "e", "ЮрАдресКонтрагента": "a", "ФактАдресКонтрагента": "f"}
     batch = generate_counterparties(2000, seed=11, kinds=kinds)

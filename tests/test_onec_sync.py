@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from crm_core.audit import Actor
-from crm_core.clients import ClientBook
 from crm_core.client_data import ClientIn
+from crm_core.clients import ClientBook
 from crm_core.models import Client
 from crm_core.onec import decisions
 from crm_core.onec.models import ConflictStatus, OnecConflict, OnecLogEntry, OnecProposal, ProposalStatus

@@ -12,6 +12,7 @@ class OdataError(PeerError):
         super().__init__(message)
         self.status = status
         self.code = code
+        self.transient = status == 500 and code == "-1"
 
 
 class OnecUnavailable(PeerUnavailable):

@@ -28,6 +28,7 @@ from sqlalchemy import and_, delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.audit import Actor
+from crm_core.client_data import ClientIn
 from crm_core.clients import ClientBook, MatchRules
 from crm_core.errors import DomainError
 from crm_core.models import Client, utcnow
@@ -250,6 +251,7 @@ class SyncEngine:
                         continue
                 if write is not None:
                     writes.append(write)
+            await batch.create_cards()
             await batch.close()
         await self._write_all(writes, again=again)
 
@@ -387,9 +389,10 @@ class SyncEngine:
         async with self.sessions() as session, session.begin():
             lines: list[LogLine] = []
             events: list[Event] = []
+            ids = [link_id for link_id, _, _, _ in jobs]
+            links = {link.id: link for link in await session.scalars(select(OnecLink).where(OnecLink.id.in_(ids)))}
             for (link_id, client_id, version, record), result in zip(jobs, results, strict=True):
-                made = await session.get(OnecLink, link_id)
-                assert made is not None
+                made = links[link_id]
                 if isinstance(result, Remote):
                     made.ref_key, made.state, made.onec_version = result.ref_key, LinkState.linked, result.data_version
                     made.base, made.hub_version = record.values(), version
@@ -398,6 +401,10 @@ class SyncEngine:
                     self.counts["created_1c"] += 1
                 elif isinstance(result, PeerUnavailable):
                     unavailable = unavailable or result  # the link stays "creating": the next run looks first
+                elif isinstance(result, PeerError) and result.transient:
+                    made.detail = f"1C failed to create it: {result}; the next sync looks for it and tries again"
+                    lines.append(LogLine("failed", "1c", client_id, None, [], made.detail))
+                    self.counts["failed"] += 1
                 elif isinstance(result, PeerError):
                     made.state, made.detail = LinkState.refused, str(result)
                     lines.append(LogLine("failed", "1c", client_id, None, [], f"1C refused the new item: {result}"))
@@ -464,6 +471,7 @@ class _Batch:
         self.clients: dict[int, Client] = {}
         self.conflicts: dict[int, list[OnecConflict]] = {}
         self.proposed: set[str] = set()
+        self.new_cards: list[tuple[OnecLink | None, Remote, ClientIn]] = []
         self.lines: list[LogLine] = []
         self.events: list[Event] = []
 
@@ -471,7 +479,8 @@ class _Batch:
         refs = [r.ref_key for r in self.remotes]
         query = select(OnecLink).where(OnecLink.connection == self.name, OnecLink.ref_key.in_(refs))
         self.links = {link.ref_key or "": link for link in await self.session.scalars(query)}
-        ids = [link.client_id for link in self.links.values() if link.client_id is not None]
+        ids = {link.client_id for link in self.links.values() if link.client_id is not None}
+        ids |= self._matched_cards()
         if ids:
             clients = await self.session.scalars(select(Client).where(Client.id.in_(ids)))
             self.clients = {client.id: client for client in clients}
@@ -485,6 +494,34 @@ class _Batch:
                 )
             )
         )
+
+    def _matched_cards(self) -> set[int]:
+        """The cards the first sync will link these items to: read with the batch, not one by one."""
+        index = self.engine._index
+        assert index is not None
+        ids: set[int] = set()
+        for remote in self.remotes:
+            link = self.links.get(remote.ref_key)
+            if link is None or link.state not in (LinkState.linked, LinkState.gone):
+                match = index.match(remote.ref_key, remote.record)
+                if match.verdict == "link":
+                    ids.add(match.client_ids[0])
+        return ids
+
+    async def create_cards(self) -> None:
+        """The batch's new cards in one flush; a card the hub's rules refuse is kept aside."""
+        if not self.new_cards:
+            return
+        cards = [card for _, _, card in self.new_cards]
+        made = await self.book.create_many(cards, self.engine.actor, source="1c")
+        for (link, remote, _), result in zip(self.new_cards, made, strict=True):
+            if isinstance(result, DomainError):
+                self.refuse(remote, str(result))
+                continue
+            self._link(link, remote, result.id, LinkState.linked, remote.record.values(), result.version)
+            self.lines.append(LogLine("created", "hub", result.id, remote.ref_key))
+            self.events.append(synced_event(self.name, result.id, remote.ref_key, "created", "hub", []))
+            self.count("created_hub")
 
     async def close(self) -> None:
         await journal.write_log(self.session, self.engine._run_id, self.lines)
@@ -538,7 +575,7 @@ class _Batch:
             self.count("proposed")
             return None
         if match.verdict == "link":
-            client = await self.book.get(match.client_ids[0])
+            client = self.clients.get(match.client_ids[0]) or await self.book.get(match.client_ids[0])
             self.engine._index.take(client.id)
             linked = self._link(link, remote, client.id, LinkState.linked, {}, None)
             self.lines.append(LogLine("linked", "", client.id, remote.ref_key, [], match.reason))
@@ -548,11 +585,7 @@ class _Batch:
         if not self.options.create_in_hub:
             self.count("skipped")
             return None
-        client = await self.book.create(new_card(record), self.engine.actor, source="1c")
-        self._link(link, remote, client.id, LinkState.linked, record.values(), client.version)
-        self.lines.append(LogLine("created", "hub", client.id, remote.ref_key))
-        self.events.append(synced_event(self.name, client.id, remote.ref_key, "created", "hub", []))
-        self.count("created_hub")
+        self.new_cards.append((link, remote, new_card(record)))  # created with the batch's others
         return None
 
     def _link(

@@ -17,6 +17,8 @@ Progress = Callable[[int], None]  # called with how many more items were read
 class PeerError(Exception):
     """1C refused one request (its own message, in Russian, is the text); other items go on."""
 
+    transient = False  # 1C failed inside (its "internal error"): the same request may well pass later
+
 
 class PeerUnavailable(PeerError):
     """1C cannot be reached or keeps failing: the run stops here and a later run resumes."""
