@@ -323,12 +323,15 @@ def document_to_dict(document: Document) -> dict[str, Any]:
 
 
 def _pass_failure(task: asyncio.Task[Any], started: asyncio.Future[int]) -> None:
-    if started.done():
-        return
+    """A failure before the run was recorded goes to the caller; one after it, nobody awaits: logged."""
     if task.cancelled():
-        started.cancel()
+        if not started.done():
+            started.cancel()
     elif (error := task.exception()) is not None:
-        started.set_exception(error)
+        if not started.done():
+            started.set_exception(error)
+        else:
+            log.error("1C sync crashed", exc_info=error, extra={"fields": {"task": task.get_name()}})
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:

@@ -23,7 +23,7 @@ from crm_core.onec.models import (
     OnecProposal,
     ProposalStatus,
 )
-from crm_core.onec.records import LIST_FIELDS
+from crm_core.onec.records import LIST_FIELDS, text
 from crm_core.sync_requests import SyncRequests
 
 Choice = Literal["hub", "onec", "value"]
@@ -38,9 +38,7 @@ async def resolve_conflict(
     if conflict.status is not ConflictStatus.open:
         raise Conflict(f"conflict {conflict_id} is already {conflict.status.value}")
     if choice == "value":
-        if conflict.field in LIST_FIELDS and not isinstance(value, list):
-            raise InvalidInput(f"{conflict.field} takes a list", field="value")
-        chosen = value
+        chosen = _chosen(conflict.field, value)
     else:
         chosen = conflict.hub_value if choice == "hub" else conflict.onec_value
     conflict.status, conflict.chosen_value = ConflictStatus.resolved, chosen
@@ -49,6 +47,31 @@ async def resolve_conflict(
                  value=chosen, client_id=conflict.client_id)  # fmt: skip
     await SyncRequests(session).request(conflict.client_id, actor.username)
     return conflict
+
+
+def _chosen(name: str, value: Any) -> Any:
+    """A typed value is checked here: the sync writes it to both sides, and a value the card
+    cannot hold (a blank name, say) would be refused at every sync, the conflict never applied."""
+    if name in LIST_FIELDS:
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise InvalidInput(f"{name} takes a list of strings", field="value")
+        return value
+    if name == "deleted":
+        if not isinstance(value, bool):
+            raise InvalidInput("deleted takes true or false", field="value")
+        return value
+    if name == "kind":
+        if value not in ("legal", "person"):
+            raise InvalidInput("kind takes 'legal' or 'person'", field="value")
+        return value
+    if value is not None and not isinstance(value, str):
+        raise InvalidInput(f"{name} takes a string", field="value")
+    cleaned = text(value)
+    if name == "name" and cleaned is None:
+        raise InvalidInput("the name cannot be blank", field="value")
+    if name == "full_name":
+        return cleaned or ""
+    return cleaned
 
 
 async def accept_proposal(session: AsyncSession, proposal_id: int, actor: Actor) -> OnecProposal:

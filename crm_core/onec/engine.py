@@ -242,13 +242,12 @@ class SyncEngine:
             batch = _Batch(session, self, remotes)
             await batch.load()
             for remote in remotes:
-                async with session.begin_nested() as savepoint:
-                    try:
+                try:
+                    async with session.begin_nested():
                         write = await batch.settle(remote)
-                    except (ValidationError, DomainError) as exc:
-                        await savepoint.rollback()
-                        batch.refuse(remote, _reason(exc))
-                        continue
+                except (ValidationError, DomainError) as exc:
+                    await batch.refuse(remote, _reason(exc))
+                    continue
                 if write is not None:
                     writes.append(write)
             await batch.create_cards()
@@ -516,7 +515,7 @@ class _Batch:
         made = await self.book.create_many(cards, self.engine.actor, source="1c")
         for (link, remote, _), result in zip(self.new_cards, made, strict=True):
             if isinstance(result, DomainError):
-                self.refuse(remote, str(result))
+                await self.refuse(remote, str(result))
                 continue
             self._link(link, remote, result.id, LinkState.linked, remote.record.values(), result.version)
             self.lines.append(LogLine("created", "hub", result.id, remote.ref_key))
@@ -537,11 +536,13 @@ class _Batch:
             return await self._merge(link, self.clients[link.client_id], remote, link.base or None)
         return await self._arrive(link, remote)
 
-    def refuse(self, remote: Remote, reason: str) -> None:
+    async def refuse(self, remote: Remote, reason: str) -> None:
         """The hub's rules refuse what 1C says: kept aside until the item changes, and logged."""
         link = self.links.get(remote.ref_key)
         if link is not None and link not in self.session:  # made in the savepoint just undone
             link = None
+        if link is not None:
+            await self.session.refresh(link)  # the undone savepoint expired what it had changed
         if link is not None and link.state is LinkState.linked:
             self.lines.append(LogLine("failed", "hub", link.client_id, remote.ref_key, [], reason))
             self.count("failed")
