@@ -310,7 +310,7 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The TOML file arrives as init arguments (see load_settings); the
         # environment is listed first so that it wins over the file.
-        return (env_settings, init_settings)
+        return (_ListItemsFromEnv(settings_cls, env_settings, init_settings), init_settings)
 
     @property
     def effective_database_url(self) -> str:
@@ -350,6 +350,35 @@ def _normalise_driver(url: str) -> str:
     if url.startswith("sqlite://") and not url.startswith("sqlite+"):
         return "sqlite+aiosqlite://" + url.split("://", 1)[1]
     return url
+
+
+class _ListItemsFromEnv(PydanticBaseSettingsSource):
+    """The environment, where ``HUB_ONEC__0__PASSWORD`` sets a key of the file's first ``[[onec]]``.
+
+    Plain nesting would read that as a mapping ``{"0": ...}`` and replace the file's list with it.
+    """
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], env: PydanticBaseSettingsSource, file: PydanticBaseSettingsSource
+    ) -> None:
+        super().__init__(settings_cls)
+        self._env, self._file = env, file
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ does the work
+
+    def __call__(self) -> dict[str, Any]:
+        values = self._env()
+        given = self._file()
+        for name, value in values.items():
+            if isinstance(value, dict) and value and all(str(k).isdigit() for k in value):
+                items = [dict(item) for item in given.get(name) or []]
+                for index, fields in sorted(value.items(), key=lambda kv: int(kv[0])):
+                    while len(items) <= int(index):
+                        items.append({})
+                    items[int(index)] = {**items[int(index)], **fields}
+                values[name] = items
+        return values
 
 
 def load_settings(path: str | Path | None = None) -> Settings:

@@ -30,6 +30,24 @@ def test_environment_wins_over_the_file(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert (settings.login_limits.attempts, settings.login_limits.window_seconds) == (3, 60)
 
 
+def test_a_secret_of_a_list_item_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "hub.toml"
+    path.write_text(
+        '[[onec]]\nname = "buh"\nurl = "http://1c/acc"\nuser = "Обмен"\n'
+        '[[onec]]\nname = "trade"\nurl = "http://1c/ut"\nuser = "Обмен"\npassword = "in the file"\n'
+        '[[mailbox]]\nname = "sales"\naddress = "sales@example.ru"\nhost = "imap.example.ru"\n'
+        'username = "sales@example.ru"\n'
+    )
+    monkeypatch.setenv("HUB_ONEC__1__PASSWORD", "из окружения")
+    monkeypatch.setenv("HUB_MAILBOX__0__PASSWORD", "mail secret")
+    settings = load_settings(path)
+    assert [(o.name, o.password.get_secret_value()) for o in settings.onec] == [("buh", ""), ("trade", "из окружения")]
+    assert settings.mailbox[0].password.get_secret_value() == "mail secret"
+    monkeypatch.setenv("HUB_ONEC__2__PASSWORD", "no such item")
+    with pytest.raises(ConfigError, match="onec.2.name"):
+        load_settings(path)
+
+
 def test_hub_config_env_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     path = tmp_path / "hub.toml"
     path.write_text("http_port = 9001\n")
