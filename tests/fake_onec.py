@@ -20,8 +20,8 @@ Usage::
     await fake.stop()
 
 Standalone, for benchmarks: ``python -m tests.fake_onec --port 8081 --counterparties 100000``
-prints the URL on its first line; ``/_fake/seed``, ``/_fake/edit``, ``/_fake/stats`` and
-``/_fake/faults`` (no auth, outside the publication) steer it.
+prints the URL on its first line; ``/_fake/seed``, ``/_fake/edit``, ``/_fake/stats``,
+``/_fake/requests`` and ``/_fake/faults`` (no auth, outside the publication) steer it.
 """
 
 from __future__ import annotations
@@ -89,6 +89,7 @@ class RecordedRequest:
     key: str | None
     query: dict[str, str]
     status: int  # 0 when dropped
+    kind: str = ""  # what the path addressed: "collection", "count", "entry", "action", "metadata", "service"
 
 
 class ODataFault(Exception):
@@ -1249,7 +1250,7 @@ class FakeOnec:
         route: _Route | ODataFault
         try:
             route = _route(path[len(self._prefix) + 1 :])
-            record.entity_set, record.key = route.entity_set, route.key
+            record.entity_set, record.key, record.kind = route.entity_set, route.key, route.kind
         except ODataFault as error:
             route = error
         target = unquote(path) + ("?" + unquote_plus(raw_query) if raw_query else "")
@@ -1382,6 +1383,10 @@ class FakeOnec:
             return _json_response({"edited": edited})
         if (action, request.method) == ("stats", "GET"):
             return _json_response(self.stats())
+        if (action, request.method) == ("requests", "GET"):
+            since = max(0, int(request.query.get("since", "0")))
+            recorded = [asdict(r) for r in self.requests[since:]]
+            return _json_response({"total": len(self.requests), "requests": recorded})
         if action == "faults" and request.method == "POST":
             try:
                 self.inject(Fault(**body))
