@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.models import AuditEntry
+from crm_core.models import AuditEntry, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,3 +43,20 @@ def record(
             details=details,
         )
     )
+
+
+async def record_many(
+    session: AsyncSession, actor: Actor, action: str, entity: str, entity_ids: list[object], **details: Any
+) -> None:
+    """One entry per record, written in one statement (a sync's or an import's batch)."""
+    if not entity_ids:
+        return
+    now = utcnow()
+    await session.execute(
+        insert(cast(Table, AuditEntry.__table__)),
+        [
+            {"at": now, "user_id": actor.user_id, "username": actor.username, "ip": actor.ip, "action": action,
+             "entity": entity, "entity_id": str(entity_id), "details": details}
+            for entity_id in entity_ids
+        ],
+    )  # fmt: skip

@@ -12,7 +12,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BindParameter,
@@ -363,8 +363,7 @@ class ClientBook:
         made = [c for c in results if isinstance(c, Client)]
         if made:
             await self.session.flush()
-            for client in made:
-                audit.record(self.session, actor, "create", "client", client.id, source=source)
+            await audit.record_many(self.session, actor, "create", "client", [c.id for c in made], source=source)
             await publish(self.session, *(Event("client.created", client_to_dict(c), c.id) for c in made))
         return results
 
@@ -466,14 +465,21 @@ class ClientBook:
         client.status = data.status
         client.owner_id = data.owner_id
         client.custom_fields = dict(data.custom_fields)
-        client.tags = [ClientTag(tag=t) for t in data.tags]
+        # Rows that stay as they were are kept (not deleted and inserted again): an edit of the
+        # name costs one UPDATE, not one statement per phone, address and tag.
+        kept_tags = {t.tag: t for t in client.tags}
+        client.tags = [kept_tags.get(t) or ClientTag(tag=t) for t in data.tags]
         contacts = [self._contact(c, existing_contacts.get(c.id) if c.id else None) for c in data.contacts]
         client.contacts = [contact for contact, _ in contacts]
-        client.phones = [self._phone(p, None) for p in data.phones] + [
-            self._phone(p, contact) for contact, spec in contacts for p in spec.phones
+        kept_phones = _pool((_key(p.raw, p.label, p.contact_id, p.contact_id is not None), p) for p in client.phones)
+        client.phones = [self._phone(p, None, kept_phones) for p in data.phones] + [
+            self._phone(p, contact, kept_phones) for contact, spec in contacts for p in spec.phones
         ]
-        client.emails = [self._email(e, None) for e in data.emails] + [
-            self._email(e, contact) for contact, spec in contacts for e in spec.emails
+        kept_emails = _pool(
+            (_key(e.address, e.label, e.contact_id, e.contact_id is not None), e) for e in client.emails
+        )
+        client.emails = [self._email(e, None, kept_emails) for e in data.emails] + [
+            self._email(e, contact, kept_emails) for contact, spec in contacts for e in spec.emails
         ]
 
     @staticmethod
@@ -483,8 +489,11 @@ class ClientBook:
             setattr(contact, name, getattr(spec, name))
         return contact, spec
 
-    def _phone(self, spec: Any, contact: Contact | None) -> Phone:
+    def _phone(self, spec: Any, contact: Contact | None, kept: dict[tuple[Any, ...], list[Phone]]) -> Phone:
         number = phones.normalise(spec.number, self.rules.region)
+        same = kept.get(_key(number.raw, spec.label, *_owner(contact)))
+        if same:
+            return same.pop()
         return Phone(
             raw=number.raw,
             e164=number.e164,
@@ -495,8 +504,11 @@ class ClientBook:
         )
 
     @staticmethod
-    def _email(spec: Any, contact: Contact | None) -> Email:
+    def _email(spec: Any, contact: Contact | None, kept: dict[tuple[Any, ...], list[Email]]) -> Email:
         address = emails.normalise(spec.address)
+        same = kept.get(_key(address.address, spec.label, *_owner(contact)))
+        if same:
+            return same.pop()
         return Email(
             address=address.address,
             address_lower=address.lowered,
@@ -504,6 +516,25 @@ class ClientBook:
             label=spec.label,
             contact=contact,
         )
+
+
+_Kept = TypeVar("_Kept", Phone, Email)
+
+
+def _pool(items: Iterable[tuple[tuple[Any, ...], _Kept]]) -> dict[tuple[Any, ...], list[_Kept]]:
+    pool: dict[tuple[Any, ...], list[_Kept]] = defaultdict(list)
+    for key, item in items:
+        pool[key].append(item)
+    return pool
+
+
+def _key(value: str, label: str | None, contact_id: int | None, of_contact: bool) -> tuple[Any, ...]:
+    """A phone or address row as kept: its value and label, and whose it is (a new contact's never match)."""
+    return (value, label, contact_id, of_contact)
+
+
+def _owner(contact: Contact | None) -> tuple[int | None, bool]:
+    return (contact.id, True) if contact is not None else (None, False)
 
 
 def _candidates(rows: Any, matched: Any) -> list[Candidate]:

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from pydantic import ValidationError
-from sqlalchemy import and_, delete, exists, or_, select
+from sqlalchemy import Table, and_, delete, exists, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.audit import Actor
@@ -43,6 +44,7 @@ from crm_core.onec.records import Counterparty, Remote, of_client
 from crm_core.outbox import Event, publish
 
 log = logging.getLogger("hub.onec")
+PROGRESS_EVERY = 1.0  # seconds between progress writes to the database
 FULL_READ_SHARE = 0.2  # above this share of items changed, page through everything instead of by key
 ProgressFn = Callable[[str, int, int], None]
 
@@ -102,6 +104,7 @@ class SyncEngine:
         self._progress = progress
         self._run_id = 0
         self._index: MatchIndex | None = None
+        self._progress_written = -PROGRESS_EVERY
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -140,8 +143,13 @@ class SyncEngine:
             await journal.finish_run(session, self._run_id, self.counts, error)
 
     async def _phase(self, phase: str, done: int, total: int) -> None:
+        """Progress for the CLI at once; for the API (and as the run's heartbeat) at most once a second."""
         if self._progress is not None:
             self._progress(phase, done, total)
+        now = time.monotonic()
+        if now - self._progress_written < PROGRESS_EVERY:
+            return
+        self._progress_written = now
         async with self.sessions() as session, session.begin():
             await journal.progress(session, self._run_id, phase, done, total)
 
@@ -159,11 +167,12 @@ class SyncEngine:
             if self._progress is not None:
                 self._progress("reading versions", read, 0)
 
-        versions = await self.port.versions(counted)
-        known = await self._known_versions()
-        changed = [ref for ref, v in versions.items() if ref not in known or known[ref][1] != v.data_version]
-        missing = [ref for ref, (state, _) in known.items() if ref not in versions and state is LinkState.linked]
-        self._index = await self._match_index()
+        # The list from 1C and the hub's own state are read at once: each waits on a different peer.
+        versions, known, self._index = await asyncio.gather(
+            self.port.versions(counted), self._known_versions(), self._match_index()
+        )
+        changed = [ref for ref, v in versions.items() if known.get(ref, (None, False))[0] != v.data_version]
+        missing = [ref for ref, (_, linked) in known.items() if linked and ref not in versions]
         await self._phase("applying 1C changes", 0, len(changed))
         if len(changed) > self.options.batch and len(changed) > FULL_READ_SHARE * len(versions):
             wanted, done = set(changed), 0
@@ -200,14 +209,15 @@ class SyncEngine:
         if unlinked and self.options.create_in_onec:
             await self._create_in_onec(unlinked)
 
-    async def _known_versions(self) -> dict[str, tuple[LinkState, str | None]]:
+    async def _known_versions(self) -> dict[str, tuple[str | None, bool]]:
+        """Each known item's last synced ``DataVersion``, and whether it is linked (plain rows: 100k of them)."""
         async with self.sessions() as session:
             rows = await session.execute(
-                select(OnecLink.ref_key, OnecLink.state, OnecLink.onec_version).where(
+                select(OnecLink.ref_key, OnecLink.onec_version, OnecLink.state == LinkState.linked).where(
                     OnecLink.connection == self.name, OnecLink.ref_key.is_not(None)
                 )
             )
-            return {ref: (state, version) for ref, state, version in rows if ref is not None}
+            return {ref: (version, bool(linked)) for ref, version, linked in rows if ref is not None}
 
     async def _match_index(self) -> MatchIndex:
         """Live cards not linked to this connection, nor waiting on a proposal."""
@@ -243,8 +253,7 @@ class SyncEngine:
             await batch.load()
             for remote in remotes:
                 try:
-                    async with session.begin_nested():
-                        write = await batch.settle(remote)
+                    write = await batch.settle(remote)
                 except (ValidationError, DomainError) as exc:
                     await batch.refuse(remote, _reason(exc))
                     continue
@@ -513,14 +522,23 @@ class _Batch:
             return
         cards = [card for _, _, card in self.new_cards]
         made = await self.book.create_many(cards, self.engine.actor, source="1c")
+        new_links: list[dict[str, Any]] = []
         for (link, remote, _), result in zip(self.new_cards, made, strict=True):
             if isinstance(result, DomainError):
                 await self.refuse(remote, str(result))
                 continue
-            self._link(link, remote, result.id, LinkState.linked, remote.record.values(), result.version)
+            if link is None:  # the common case, written below in one statement
+                new_links.append({"connection": self.name, "ref_key": remote.ref_key, "client_id": result.id,
+                                  "state": LinkState.linked, "onec_version": remote.data_version,
+                                  "hub_version": result.version, "base": remote.record.values(), "detail": None,
+                                  "synced_at": utcnow()})  # fmt: skip
+            else:
+                self._link(link, remote, result.id, LinkState.linked, remote.record.values(), result.version)
             self.lines.append(LogLine("created", "hub", result.id, remote.ref_key))
             self.events.append(synced_event(self.name, result.id, remote.ref_key, "created", "hub", []))
             self.count("created_hub")
+        if new_links:
+            await self.session.execute(insert(cast(Table, OnecLink.__table__)), new_links)
 
     async def close(self) -> None:
         await journal.write_log(self.session, self.engine._run_id, self.lines)
@@ -530,10 +548,12 @@ class _Batch:
         self.engine.counts[what] += 1
 
     async def settle(self, remote: Remote) -> _OnecWrite | None:
+        """One item; what it writes is under a savepoint, so a refusal undoes this item alone."""
         link = self.links.get(remote.ref_key)
         if link is not None and link.state in (LinkState.linked, LinkState.gone) and link.client_id in self.clients:
-            link.state = LinkState.linked  # a "gone" item that is back (restored from a backup, say)
-            return await self._merge(link, self.clients[link.client_id], remote, link.base or None)
+            async with self.session.begin_nested():
+                link.state = LinkState.linked  # a "gone" item that is back (restored from a backup, say)
+                return await self._merge(link, self.clients[link.client_id], remote, link.base or None)
         return await self._arrive(link, remote)
 
     async def refuse(self, remote: Remote, reason: str) -> None:
@@ -578,11 +598,13 @@ class _Batch:
         if match.verdict == "link":
             client = self.clients.get(match.client_ids[0]) or await self.book.get(match.client_ids[0])
             self.engine._index.take(client.id)
-            linked = self._link(link, remote, client.id, LinkState.linked, {}, None)
+            async with self.session.begin_nested():
+                linked = self._link(link, remote, client.id, LinkState.linked, {}, None)
+                write = await self._merge(linked, client, remote, None)
             self.lines.append(LogLine("linked", "", client.id, remote.ref_key, [], match.reason))
             self.events.append(synced_event(self.name, client.id, remote.ref_key, "linked", "", []))
             self.count("linked")
-            return await self._merge(linked, client, remote, None)
+            return write
         if not self.options.create_in_hub:
             self.count("skipped")
             return None
