@@ -20,7 +20,9 @@ from crm_core.models import Role
 from crm_core.users import NewUser, UserDirectory, hash_password
 from hub.config import Settings
 from hub.context import HubContext
+from hub.onec import OnecSync
 from tests.dovecot import dovecot, dovecot_user  # noqa: F401  (fixtures: a real IMAP server per test)
+from tests.fake_onec import FakeOnec
 from tests.smtp_server import smtp_server  # noqa: F401  (fixture: a real SMTP server per test)
 
 PG_ADMIN_DSN = os.environ.get("HUB_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -148,3 +150,26 @@ async def hub_database_url(request: pytest.FixtureRequest) -> AsyncIterator[str]
         return
     async with fresh_pg_database() as url:
         yield url
+
+
+# -- 1C ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeOnec]:
+    """A fake 1C publication over real HTTP (``tests/FAKE_ONEC.md``)."""
+    server = FakeOnec()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def onec(database_url: str, tmp_path: Path, fake: FakeOnec) -> AsyncIterator[OnecSync]:
+    """A hub with one [[onec]] connection, "acc", to ``fake``."""
+    from tests.onec_world import hub_with_onec  # it uses this module's open_context
+
+    async with hub_with_onec(database_url, tmp_path / "data", fake) as sync:
+        yield sync

@@ -42,22 +42,6 @@ SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeOnec]:
-    server = FakeOnec()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture
-async def onec(database_url: str, tmp_path: Path, fake: FakeOnec) -> AsyncIterator[OnecSync]:
-    async with hub_with_onec(database_url, tmp_path / "data", fake) as sync:
-        yield sync
-
-
-@pytest.fixture
 def hub_context(onec: OnecSync) -> HubContext:
     """The hub with an [[onec]] connection to the fake: conftest's ``tokens`` log in to it."""
     return onec.context

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,16 +150,6 @@ async def _undisturbed(tmp_path: Path) -> tuple[State, State]:
 
 
 # -- in-process faults ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeOnec]:
-    server = FakeOnec()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 async def _sync_until_ok(sync: OnecSync, attempts: int = 8) -> int:

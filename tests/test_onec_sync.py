@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from crm_core.audit import Actor
@@ -21,7 +18,6 @@ from tests.fake_onec import COUNTERPARTIES, FakeOnec, counterparty
 from tests.onec_world import (
     client_count,
     hub_state,
-    hub_with_onec,
     link_count,
     onec_state,
     seed_hub,
@@ -32,22 +28,6 @@ from tests.onec_world import (
 USER = Actor(user_id=None, username="tester")
 # The acceptance's sizes; ONEC_SYNC_SIZE=1000 gives a quick local run of the same test.
 SIZE = int(os.environ.get("ONEC_SYNC_SIZE", "10000"))
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeOnec]:
-    server = FakeOnec()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture
-async def onec(database_url: str, tmp_path: Path, fake: FakeOnec) -> AsyncIterator[OnecSync]:
-    async with hub_with_onec(database_url, tmp_path / "data", fake) as sync:
-        yield sync
 
 
 async def _run(sync: OnecSync) -> dict[str, int]:

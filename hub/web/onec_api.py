@@ -3,6 +3,7 @@ proposed matches) and, on a card, its 1C link and documents."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -180,14 +181,24 @@ async def run_log(request: web.Request, query: LogQuery) -> web.Response:
 @api.route("GET", "/api/onec/conflicts", summary="Fields changed differently on both sides", roles=ACCOUNTING,
            tag=TAG, query=DecisionQuery, response=ConflictListOut)  # fmt: skip
 async def list_conflicts(request: web.Request, query: DecisionQuery) -> web.Response:
-    where = OnecConflict.status == query.status
+    return await _decisions(request, OnecConflict, query, _conflict)
+
+
+async def _decisions(
+    request: web.Request,
+    model: type[OnecConflict] | type[OnecProposal],
+    query: DecisionQuery,
+    render: Callable[[Any, dict[int, str]], dict[str, Any]],
+) -> web.Response:
+    """A page of conflicts or proposals, filtered alike, each with its card's name."""
+    where = model.status == query.status
     if query.connection:
-        where = where & (OnecConflict.connection == query.connection)
+        where = where & (model.connection == query.connection)
     if query.client_id:
-        where = where & (OnecConflict.client_id == query.client_id)
-    page = await fetch_page(session_of(request), OnecConflict, where, (OnecConflict.id,), query.page, query.per_page)
-    names = await _client_names(request, {c.client_id for c in page.items})
-    return page_response(page, lambda c: _conflict(c, names))
+        where = where & (model.client_id == query.client_id)
+    page = await fetch_page(session_of(request), model, where, (model.id,), query.page, query.per_page)
+    names = await _client_names(request, {item.client_id for item in page.items})
+    return page_response(page, lambda item: render(item, names))
 
 
 def _conflict(conflict: OnecConflict, names: dict[int, str]) -> dict[str, Any]:
@@ -212,14 +223,7 @@ async def resolve_conflict(request: web.Request, body: ResolveIn) -> web.Respons
 @api.route("GET", "/api/onec/proposals", summary="Uncertain matches waiting for a decision", roles=ACCOUNTING,
            tag=TAG, query=DecisionQuery, response=ProposalListOut)  # fmt: skip
 async def list_proposals(request: web.Request, query: DecisionQuery) -> web.Response:
-    where = OnecProposal.status == query.status
-    if query.connection:
-        where = where & (OnecProposal.connection == query.connection)
-    if query.client_id:
-        where = where & (OnecProposal.client_id == query.client_id)
-    page = await fetch_page(session_of(request), OnecProposal, where, (OnecProposal.id,), query.page, query.per_page)
-    names = await _client_names(request, {p.client_id for p in page.items})
-    return page_response(page, lambda p: _proposal(p, names))
+    return await _decisions(request, OnecProposal, query, _proposal)
 
 
 def _proposal(proposal: OnecProposal, names: dict[int, str]) -> dict[str, Any]:
