@@ -196,6 +196,7 @@ class ClientBook:
     def __init__(self, session: AsyncSession, rules: MatchRules | None = None) -> None:
         self.session = session
         self.rules = rules or MatchRules()
+        self._updated: list[tuple[Client, dict[str, list[Any]], Actor]] = []
 
     # -- reading -----------------------------------------------------------------
 
@@ -387,10 +388,12 @@ class ClientBook:
         *,
         expected_version: int | None = None,
         include_deleted: bool = False,
+        batched: bool = False,
     ) -> tuple[Client, dict[str, list[Any]]]:
         """Merge ``changes`` into the card, re-validate the whole, and log what changed.
 
         ``include_deleted``: a deleted card too (the 1C sync keeps a card marked for deletion current).
+        ``batched``: the change is written, audited and announced by ``write_batched`` with others.
         """
         client = await self.get(client_id, include_deleted=include_deleted)
         if expected_version is not None and expected_version != client.version:
@@ -407,10 +410,23 @@ class ClientBook:
         self._apply(client, data, existing_contacts={c.id: c for c in client.contacts})
         client.version += 1
         client.updated_at = utcnow()
-        await self.session.flush()
-        audit.record(self.session, actor, "update", "client", client.id, changed=diff)
-        await publish(self.session, Event("client.updated", {**client_to_dict(client), "changed": diff}, client.id))
+        self._updated.append((client, diff, actor))
+        if not batched:
+            await self.write_batched()
         return client, diff
+
+    async def write_batched(self) -> None:
+        """The updates made so far: one flush, then their audit entries and events together."""
+        if not self._updated:
+            return
+        updated, self._updated = self._updated, []
+        await self.session.flush()
+        for client, diff, actor in updated:
+            audit.record(self.session, actor, "update", "client", client.id, changed=diff)
+        await publish(
+            self.session,
+            *(Event("client.updated", {**client_to_dict(c), "changed": diff}, c.id) for c, diff, _ in updated),
+        )
 
     async def delete(self, client_id: int, actor: Actor) -> None:
         """Soft delete: calls and mail logged against the client keep their history."""

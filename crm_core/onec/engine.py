@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 from pydantic import ValidationError
-from sqlalchemy import Table, and_, delete, exists, insert, or_, select
+from sqlalchemy import Table, and_, delete, exists, insert, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.audit import Actor
@@ -260,6 +260,7 @@ class SyncEngine:
                 if write is not None:
                     writes.append(write)
             await batch.create_cards()
+            await batch.book.write_batched()
             await batch.close()
         await self._write_all(writes, again=again)
 
@@ -548,21 +549,19 @@ class _Batch:
         self.engine.counts[what] += 1
 
     async def settle(self, remote: Remote) -> _OnecWrite | None:
-        """One item; what it writes is under a savepoint, so a refusal undoes this item alone."""
+        """One item.  The hub's refusal (``ValidationError``, ``DomainError``) comes before the card
+        is touched, so the batch goes on without it; the cards' writes are flushed with the batch."""
         link = self.links.get(remote.ref_key)
         if link is not None and link.state in (LinkState.linked, LinkState.gone) and link.client_id in self.clients:
-            async with self.session.begin_nested():
-                link.state = LinkState.linked  # a "gone" item that is back (restored from a backup, say)
-                return await self._merge(link, self.clients[link.client_id], remote, link.base or None)
+            link.state = LinkState.linked  # a "gone" item that is back (restored from a backup, say)
+            return await self._merge(link, self.clients[link.client_id], remote, link.base or None)
         return await self._arrive(link, remote)
 
     async def refuse(self, remote: Remote, reason: str) -> None:
         """The hub's rules refuse what 1C says: kept aside until the item changes, and logged."""
         link = self.links.get(remote.ref_key)
-        if link is not None and link not in self.session:  # made in the savepoint just undone
-            link = None
-        if link is not None:
-            await self.session.refresh(link)  # the undone savepoint expired what it had changed
+        if link is not None and inspect(link).persistent:
+            await self.session.refresh(link)  # as stored: what this item's settling set on it is dropped
         if link is not None and link.state is LinkState.linked:
             self.lines.append(LogLine("failed", "hub", link.client_id, remote.ref_key, [], reason))
             self.count("failed")
@@ -598,9 +597,8 @@ class _Batch:
         if match.verdict == "link":
             client = self.clients.get(match.client_ids[0]) or await self.book.get(match.client_ids[0])
             self.engine._index.take(client.id)
-            async with self.session.begin_nested():
-                linked = self._link(link, remote, client.id, LinkState.linked, {}, None)
-                write = await self._merge(linked, client, remote, None)
+            linked = self._link(link, remote, client.id, LinkState.linked, {}, None)
+            write = await self._merge(linked, client, remote, None)
             self.lines.append(LogLine("linked", "", client.id, remote.ref_key, [], match.reason))
             self.events.append(synced_event(self.name, client.id, remote.ref_key, "linked", "", []))
             self.count("linked")
@@ -639,7 +637,8 @@ class _Batch:
             )
             self.count("updated_hub")
         if result.conflicts:
-            await self.session.flush()
+            if link.id is None:
+                await self.session.flush()
             new = await journal.record_conflicts(self.session, self.name, link.id, client.id, remote.ref_key,
                                                  result.conflicts, known)  # fmt: skip
             if new:
@@ -650,7 +649,8 @@ class _Batch:
             if conflict.status is ConflictStatus.resolved:
                 conflict.status = ConflictStatus.applied
         if result.to_onec:
-            await self.session.flush()
+            if link.id is None:
+                await self.session.flush()
             return _OnecWrite(link.id, client.id, remote.ref_key, remote.data_version, dict(result.to_onec),
                               result.base, client.version)  # fmt: skip
         link.onec_version, link.base, link.hub_version = remote.data_version, result.base, client.version
@@ -664,7 +664,9 @@ class _Batch:
         changes = card_changes(client, to_hub, self.options.region)
         actor = self.engine.actor
         if changes:
-            await self.book.update(client.id, changes, actor, expected_version=client.version, include_deleted=True)
+            await self.book.update(
+                client.id, changes, actor, expected_version=client.version, include_deleted=True, batched=True
+            )
         if deleted is True:
             await self.book.delete(client.id, actor)
         elif deleted is False:
