@@ -16,10 +16,9 @@ from connectors.onec.counterparties import OnecCounterparties
 from connectors.onec.documents import DocumentReader, _document
 from connectors.onec.errors import OdataError, OnecLoginRejected, OnecNotPublished, OnecUnavailable
 from connectors.onec.field_maps import FieldMap
-from connectors.onec.settings import OnecConnection
 from crm_core.onec.port import PeerUnavailable
 from crm_core.onec.records import Counterparty
-from hub.onec import document_items, document_to_dict
+from hub.onec import connection_of, document_items, document_to_dict
 from tests.fake_onec import (
     CONTACT_KINDS,
     COUNTERPARTIES,
@@ -32,8 +31,7 @@ from tests.fake_onec import (
     Fault,
     counterparty,
 )
-
-USER, PASSWORD = "Администратор", "секрет"
+from tests.onec_world import PASSWORD, USER, onec_settings
 
 
 @pytest.fixture
@@ -48,22 +46,14 @@ async def fake() -> AsyncIterator[FakeOnec]:
 
 @asynccontextmanager
 async def connected(fake: FakeOnec, sleeps: list[float] | None = None, **overrides: Any) -> AsyncIterator[OdataClient]:
-    """A client of the fake's publication; backoff pauses are recorded in ``sleeps`` instead of slept."""
-    values: dict[str, Any] = {
-        "name": "acc",
-        "url": fake.url.split("/odata/")[0],
-        "user": USER,
-        "password": PASSWORD,
-        "timeout": 2.0,
-        "retries": 3,
-        **overrides,
-    }
+    """A client of the fake's publication as an [[onec]] names it; backoff pauses are recorded in
+    ``sleeps`` instead of slept."""
 
     async def no_wait(delay: float) -> None:
         if sleeps is not None:
             sleeps.append(delay)
 
-    client = OdataClient(OnecConnection(**values), sleep=no_wait)
+    client = OdataClient(connection_of(onec_settings(fake, **{"retries": 3, **overrides})), sleep=no_wait)
     try:
         yield client
     finally:
@@ -172,7 +162,7 @@ async def test_a_read_is_repeated_through_passing_failures(fake: FakeOnec, fault
     ref = fake.add(COUNTERPARTIES, counterparty(Description="Ромашка ООО"))["Ref_Key"]
     fake.inject(dataclasses.replace(fault, method="GET", path=COUNTERPARTIES))
     sleeps: list[float] = []
-    async with connected(fake, sleeps, timeout=0.3) as client:
+    async with connected(fake, sleeps, timeout_seconds=0.3) as client:
         rows = await client.entries(COUNTERPARTIES, select=["Ref_Key", "Description"])
 
     assert rows == [{"Ref_Key": ref, "Description": "Ромашка ООО"}]
