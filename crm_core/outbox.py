@@ -8,7 +8,7 @@ receiver that gets an event twice (delivery is at least once) can tell.
 
 from __future__ import annotations
 
-import uuid
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -78,14 +78,15 @@ async def publish(session: AsyncSession, *events: Event) -> None:
     if not events:
         return
     rows = []
+    now = utcnow()  # one moment for the whole unit of work: the events happened together
     for event in events:
         if event.type not in EVENT_TYPES:
             raise ValueError(f"{event.type!r} is not in the event catalogue")
         rows.append(
             {
-                "event_id": f"evt_{uuid.uuid4().hex}",
+                "event_id": f"evt_{os.urandom(16).hex()}",  # 128 random bits (uuid4: 122) at a third of its cost
                 "type": event.type,
-                "occurred_at": utcnow(),
+                "occurred_at": now,
                 "client_id": event.client_id,
                 "payload": _plain(event.payload),
                 "fanned_out": False,
