@@ -2,17 +2,18 @@
 configured pace, record each answer.
 
 A producer claims a few dozen recipients at a time (committed as ``sending`` before anything
-is sent), renders and signs their copies in a worker thread, and queues them for a handful of
+is sent), has their copies rendered and signed (``hub.campaign_copies``: in a thread, or in worker
+processes when a DKIM key makes that worth it), and queues them for a handful of
 workers, one per SMTP connection.  A worker waits for the rate limiter, sends, and leaves the
 answer for the next claim's transaction (or the recorder's, within 50 ms when there is none).
 So at a crash the recipients left ``sending`` are those claimed or answered in the last
 moments: few, and sent to review at the next start, never resent silently (see
 ``crm_core.campaigns.send_queue``).
 
-At most two claims are ahead of the workers (one queued, one being rendered), so a pause or a
+At most three claims are ahead of the workers (one queued for them, one being made, the next
+claimed while it is made), so a pause or a
 cancel stops the sending within a few dozen messages: claimed copies of a campaign no longer
-sending are given back.  Python runs one thread at a time: claiming and rendering in parallel
-were measured no faster.
+sending are given back.
 """
 
 from __future__ import annotations
@@ -21,14 +22,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from urllib.parse import quote
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from connectors.mail.compose import Outgoing, compose
 from connectors.mail.dkim import DkimSigner
 from connectors.smtp.errors import (
     SmtpAuthenticationFailed,
@@ -41,14 +40,15 @@ from connectors.smtp.errors import (
 from connectors.smtp.pacing import SlidingWindowLimiter
 from connectors.smtp.pool import SmtpPool
 from crm_core.campaigns.book import Campaigns
-from crm_core.campaigns.copies import Copy, CopyMaker, TrackingUrls, cards_of
+from crm_core.campaigns.copies import CopyMaker, TrackingUrls, cards_of
 from crm_core.campaigns.models import Campaign
 from crm_core.campaigns.send_queue import Claimed, Outcome, Result, SendQueue
-from crm_core.campaigns.templates import Card, Person, TemplateProblem
+from crm_core.campaigns.templates import Card, Person
 from crm_core.campaigns.tokens import tracking_key
 from crm_core.errors import NotFound
 from crm_core.mail.events import Address
 from crm_core.models import Client, utcnow
+from hub.campaign_copies import CopyFactory, CopyJob, CopySpec, CopyWorkers, default_processes
 from hub.config import CampaignSettings
 from hub.context import HubContext
 from hub.mailboxes import campaign_smtp_settings, smtp_settings
@@ -57,11 +57,20 @@ log = logging.getLogger("hub.campaigns")
 RECORD_EVERY = 0.05  # seconds: answers are stored together, one transaction per interval
 HALT_CHECK = 0.5  # seconds between looks for paused or cancelled campaigns
 IDLE_POLL = 1.0  # seconds between looks for work when there is none (and for due schedules)
-# Recipients claimed at once: a claim's transaction is the producer's main cost, and the claimed
-# but unsent are what a crash sends to review (at most two claims' worth).
-CLAIM_MIN = 16
+# Recipients claimed at once.  Each claim and its copies cost a dozen database round trips, a few
+# milliseconds each while the event loop is busy with SMTP, so small claims cap the pace; but the
+# claimed and unsent are what a crash sends to review (at most three claims' worth).  So a claim
+# holds about a tenth of a second of sending at the configured rate, within these bounds.
+CLAIM_MIN, CLAIM_MAX = 16, 64
+CLAIM_SECONDS = 0.1
 SERVER_TROUBLE_PAUSE = (1.0, 60.0)  # a worker's pause after the server could not take a message
 CAMPAIGN_POOL = ""  # the pool of [campaigns.smtp]; mailboxes' pools are under their names
+
+
+def claim_size(rate_per_second: int | None, concurrency: int) -> int:
+    """Recipients a claim takes: a tenth of a second at the rate, a few per connection at least."""
+    wanted = CLAIM_MAX if rate_per_second is None else round(rate_per_second * CLAIM_SECONDS)
+    return max(CLAIM_MIN, concurrency * 4, min(CLAIM_MAX, wanted))
 
 
 class CampaignSmtpMissing(Exception):
@@ -80,11 +89,8 @@ class _Ready:
 class _Campaign:
     """What sending needs of a campaign, read once per change of the campaign."""
 
-    maker: CopyMaker
-    sender: Address
-    reply_to: str | None
-    pool: str
-    envelope_from: str
+    maker: CopyMaker  # for the variables, which need the card: made here, rendered by the workers
+    spec: CopySpec
 
 
 class CampaignSender:
@@ -99,11 +105,14 @@ class CampaignSender:
         )
         dkim = self.settings.dkim
         self.dkim = DkimSigner.from_file(dkim.domain, dkim.selector, dkim.private_key_file) if dkim else None
+        processes = self.settings.copy_processes
+        processes = default_processes(signing=self.dkim is not None) if processes is None else processes
+        self.copies = CopyWorkers(CopyFactory(self.urls, self.dkim), processes)
         self._concurrency = self.settings.concurrency
         self._mailboxes = {m.name: m for m in context.settings.mailbox if m.smtp is not None}
         self._pools: dict[str, SmtpPool] = {}
-        self._campaigns: dict[int, tuple[datetime, _Campaign]] = {}  # by id: (its updated_at, what it needs)
-        self._batch = max(CLAIM_MIN, self._concurrency * 4)
+        self._campaigns: dict[int, _Campaign] = {}  # by id, for its version (updated_at) in the spec
+        self._batch = claim_size(self.settings.rate_per_second, self._concurrency)
         self._ready: asyncio.Queue[_Ready | None] = asyncio.Queue(maxsize=self._batch)  # None: a worker stops
         self._schedules_checked = 0.0
         self._answers: list[Outcome] = []
@@ -113,6 +122,13 @@ class CampaignSender:
         self._to_finish: set[int] = set()  # campaigns with answers since they were last looked at
         self._stopping = asyncio.Event()
         self._producer: asyncio.Task[None] | None = None
+        self._maker: asyncio.Task[None] | None = None
+        # Claimed batches on their way to the workers: the next is claimed while one is being made.
+        self._claimed: asyncio.Queue[list[Claimed] | None] = asyncio.Queue()
+        self._ahead = asyncio.Semaphore(2)
+        # The sender's own write transactions take turns here rather than in SQLite's busy handler,
+        # which sleeps between tries (1 ms, 2, 5... 100): claims and records waited ~13 ms each.
+        self._writing = asyncio.Lock()
         self._recorder: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._workers: list[asyncio.Task[None]] = []
@@ -131,6 +147,7 @@ class CampaignSender:
         now = utcnow()
         self.limiter.seed((now - at).total_seconds() for at in recent)
         self._producer = asyncio.create_task(self._produce(), name="campaigns:claim")
+        self._maker = asyncio.create_task(self._make(), name="campaigns:make")
         self._recorder = asyncio.create_task(self._record(), name="campaigns:record")
         self._watcher = asyncio.create_task(self._watch(), name="campaigns:watch")
         self._workers = [
@@ -141,12 +158,20 @@ class CampaignSender:
         """Look for work now (a campaign was started or resumed)."""
         self._wake.set()
 
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+        async with self._writing, self.context.transaction() as session:
+            yield session
+
     async def stop(self) -> None:
         """Finish the messages being sent, give back the claimed ones, store every answer."""
         self._stopping.set()
         self._wake.set()
         if self._producer is not None:
             await asyncio.gather(self._producer, return_exceptions=True)
+        if self._maker is not None:
+            await self._claimed.put(None)
+            await asyncio.gather(self._maker, return_exceptions=True)
         for _ in self._workers:  # after what is queued, which they give back
             await self._ready.put(None)
         await asyncio.gather(*self._workers, return_exceptions=True)
@@ -157,7 +182,9 @@ class CampaignSender:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
         await asyncio.gather(*(pool.close() for pool in self._pools.values()))
-        self._producer, self._recorder, self._watcher, self._workers = None, None, None, []
+        self.copies.close()
+        self._producer, self._maker, self._recorder, self._watcher = None, None, None, None
+        self._workers = []
 
     async def send_test(self, campaign_id: int, client_id: int, address: str) -> str:
         """One copy to ``address``, as ``client_id``'s card would get it, untracked (its opens and
@@ -170,36 +197,50 @@ class CampaignSender:
             if client is None or client.deleted_at is not None:
                 raise NotFound(f"client {client_id} not found")
             described = self._describe(campaign, tracked=False)
-            variables = described.maker.variables(0, address, Card.of(client), Person())
-        copy = described.maker.make(0, address, variables)
-        message_id, raw = compose(self._outgoing(campaign_id, address, None, described, copy))
-        if self.dkim is not None:
-            raw = await asyncio.to_thread(self.dkim.sign, raw)
-        await self._pools[described.pool].send(described.envelope_from, [address], raw)
+            job = CopyJob(0, address, None, described.maker.variables(0, address, Card.of(client), Person()))
+        spec = described.spec
+        message_id, raw = await asyncio.to_thread(self.copies.factory.message, spec, described.maker, job)
+        await self._pools[spec.pool].send(spec.envelope_from, [address], raw)
         return f"<{message_id}>"
 
     # -- claiming and rendering --------------------------------------------------------------
 
     async def _produce(self) -> None:
         while not self._stopping.is_set():
+            await self._ahead.acquire()  # given back by the maker once the batch is queued for the workers
             try:
                 batch = await self._claim()
             except Exception:  # the database is away, say: the claim rolled back, nothing is lost
+                self._ahead.release()
                 log.exception("claiming campaign recipients failed")
                 await self._pause(IDLE_POLL * 5)
                 continue
             if not batch:
+                self._ahead.release()
                 await self._pause(IDLE_POLL)
                 continue
+            await self._claimed.put(batch)
+
+    async def _make(self) -> None:
+        """Have each claimed batch's copies made (by the worker processes, while the next batch
+        is claimed) and queue them for the workers."""
+        while (batch := await self._claimed.get()) is not None:
             try:
-                ready = await self._prepare(batch)
-            except Exception:
-                log.exception("preparing campaign messages failed; the recipients are queued again")
-                await self._return([c.recipient_id for c in batch])
-                await self._pause(IDLE_POLL * 5)
-                continue
-            for item in ready:
-                await self._ready.put(item)  # waits while the workers are a batch behind
+                if self._stopping.is_set():
+                    await self._return([c.recipient_id for c in batch])
+                    continue
+                try:
+                    ready = await self._prepare(batch)
+                except Exception:
+                    log.exception("preparing campaign messages failed; the recipients are queued again")
+                    await self._return([c.recipient_id for c in batch])
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), IDLE_POLL * 5)
+                    continue
+                for item in ready:
+                    await self._ready.put(item)  # waits while the workers are a batch behind
+            finally:
+                self._ahead.release()
 
     async def _claim(self) -> list[Claimed] | None:
         """Store the answers waiting and claim the next recipients, in one transaction (on SQLite
@@ -207,7 +248,7 @@ class CampaignSender:
         finished when a claim comes back short."""
         answers, self._answers = self._answers, []
         try:
-            async with self.context.transaction() as session:
+            async with self._transaction() as session:
                 queue = SendQueue(session)
                 await queue.record(answers)
                 claimed = await self._claim_in(queue)
@@ -262,7 +303,7 @@ class CampaignSender:
 
     async def _prepare(self, batch: Sequence[Claimed]) -> list[_Ready]:
         """Each claimed recipient's message as bytes; one whose copy cannot be made fails."""
-        jobs: list[tuple[Claimed, _Campaign, dict[str, object]]] = []
+        jobs: dict[int, list[tuple[Claimed, CopyJob]]] = {}  # by campaign
         async with self.context.reading() as session:
             campaigns = {cid: await self._campaign(session, cid) for cid in {c.campaign_id for c in batch}}
             cards, people = await cards_of(
@@ -277,16 +318,18 @@ class CampaignSender:
                 self._answer(Outcome(claimed, Result.failed, utcnow(), "the card was deleted"))
                 continue
             person = people.get(claimed.contact_id or 0, Person())
-            jobs.append(
-                (claimed, campaign, campaign.maker.variables(claimed.recipient_id, claimed.address, card, person))
-            )
-        built = await asyncio.to_thread(lambda: [self._build(*job) for job in jobs])
+            variables = campaign.maker.variables(claimed.recipient_id, claimed.address, card, person)
+            job = CopyJob(claimed.recipient_id, claimed.address, claimed.message_id, variables)
+            jobs.setdefault(claimed.campaign_id, []).append((claimed, job))
         ready = []
-        for (claimed, _, _), result in zip(jobs, built, strict=True):
-            if isinstance(result, str):
-                self._answer(Outcome(claimed, Result.failed, utcnow(), result))
-            else:
-                ready.append(result)
+        for campaign_id, pairs in jobs.items():
+            spec = campaigns[campaign_id].spec  # type: ignore[union-attr]  # None ones were answered above
+            built = await self.copies.build(spec, [job for _, job in pairs])
+            for (claimed, _), result in zip(pairs, built, strict=True):
+                if isinstance(result, str):
+                    self._answer(Outcome(claimed, Result.failed, utcnow(), result))
+                else:
+                    ready.append(_Ready(claimed, spec.pool, spec.envelope_from, result))
         return ready
 
     async def _campaign(self, session: AsyncSession, campaign_id: int) -> _Campaign | None:
@@ -294,61 +337,25 @@ class CampaignSender:
         if campaign is None:
             return None
         cached = self._campaigns.get(campaign_id)
-        if cached is not None and cached[0] == campaign.updated_at:
-            return cached[1]
+        if cached is not None and cached.spec.version == campaign.updated_at:
+            return cached
         made = self._describe(campaign, campaign.tracking)
-        self._campaigns[campaign_id] = (campaign.updated_at, made)
+        self._campaigns[campaign_id] = made
         return made
 
     def _describe(self, campaign: Campaign, tracked: bool) -> _Campaign:
         envelope = self.settings.bounce_address or (
             self.settings.bounce_mailbox.address if self.settings.bounce_mailbox else ""
         )
-        return _Campaign(
-            maker=CopyMaker(campaign, self.urls, tracked=tracked),
-            sender=Address(campaign.from_address, campaign.from_name),
-            reply_to=campaign.reply_to,
+        envelope_from = envelope or campaign.from_address
+        spec = CopySpec(
+            campaign_id=campaign.id, version=campaign.updated_at, name=campaign.name, subject=campaign.subject,
+            html=campaign.html, text=campaign.text, tracked=tracked,
+            sender=Address(campaign.from_address, campaign.from_name), reply_to=campaign.reply_to,
+            envelope_from=envelope_from, mailto=self.settings.unsubscribe_mailto or envelope_from,
             pool=self._pool_for(campaign),
-            envelope_from=envelope or campaign.from_address,
-        )
-
-    def _build(self, claimed: Claimed, campaign: _Campaign, variables: dict[str, object]) -> _Ready | str:
-        """Runs in a worker thread: render, compose, sign.  A string says why it cannot be sent."""
-        try:
-            copy = campaign.maker.make(claimed.recipient_id, claimed.address, variables)
-            _, raw = compose(self._outgoing(claimed.campaign_id, claimed.address, claimed.message_id, campaign, copy))
-            if self.dkim is not None:
-                raw = self.dkim.sign(raw)
-        except (TemplateProblem, ValueError) as exc:
-            return str(exc)
-        return _Ready(claimed, campaign.pool, campaign.envelope_from, raw)
-
-    def _outgoing(
-        self, campaign_id: int, address: str, message_id: str | None, campaign: _Campaign, copy: Copy
-    ) -> Outgoing:
-        unsubscribe = f"<{copy.unsubscribe_url}>"
-        mailto = self.settings.unsubscribe_mailto or campaign.envelope_from
-        if mailto:
-            token = copy.unsubscribe_url.rsplit("/", 1)[1]
-            unsubscribe = f"<mailto:{mailto}?subject={quote('unsubscribe ' + token)}>, {unsubscribe}"
-        headers = [
-            ("List-Unsubscribe", unsubscribe),
-            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),  # RFC 8058
-            ("X-Hub-Campaign", str(campaign_id)),
-            ("Feedback-ID", f"{campaign_id}:campaign:hub"),  # Gmail's complaint-rate reports group by it
-        ]
-        if campaign.reply_to:
-            headers.append(("Reply-To", campaign.reply_to))
-        rendered = copy.rendered
-        return Outgoing(
-            sender=campaign.sender,
-            to=(Address(address, ""),),
-            subject=rendered.subject,
-            text=rendered.text,
-            html=rendered.html or None,
-            message_id=message_id.strip("<>") if message_id else None,
-            headers=tuple(headers),
-        )
+        )  # fmt: skip
+        return _Campaign(CopyMaker(campaign, self.urls, tracked=tracked), spec)
 
     def _pool_for(self, campaign: Campaign) -> str:
         if self.settings.smtp is not None:
@@ -387,7 +394,7 @@ class CampaignSender:
         if not recipient_ids:
             return
         try:
-            async with self.context.transaction() as session:
+            async with self._transaction() as session:
                 await SendQueue(session).returned(recipient_ids)
         except Exception:  # left as sending: they go to review at the next start, never resent
             log.exception("giving back claimed recipients failed")
@@ -425,7 +432,7 @@ class CampaignSender:
             answers, self._answers = self._answers, []
             if answers:
                 try:
-                    async with self.context.transaction() as session:
+                    async with self._transaction() as session:
                         queue = SendQueue(session)
                         await queue.record(answers)
                         finished = await self._finished(queue, answers, drained=True)

@@ -161,6 +161,9 @@ class CampaignSettings(BaseModel):
     apple_networks_file: Path | None = None  # Apple's egress-ip-ranges.csv (Mail Privacy Protection)
     scanner_networks_file: Path | None = None  # link scanners' networks, one CIDR per line
     dkim: DkimSettings | None = None
+    # Worker processes that render, compose and sign the copies; 0: a thread of the hub's process.
+    # Default: with a DKIM key one per core but one (at most four), else 0 (hub.campaign_copies).
+    copy_processes: int | None = Field(None, ge=0, le=32)
 
 
 DEFAULT_DOCUMENTS = ["Document_СчетНаОплатуПокупателю", "Document_РеализацияТоваровУслуг"]

@@ -21,7 +21,10 @@ from tests.hub_process import WAIT, Hub, free_port, write_config
 from tests.smtp_server import SmtpTestServer
 
 RECIPIENTS = 2000
-RATE = 200  # per second
+# Per second: well under what a whole `hub run` sends on a small machine (about 200/s on the
+# 2-core CI machine, whose Python is half as fast as a laptop's), so that the figure measures the
+# pacing after the restart and not the machine; at 200/s it failed whenever the machine was busy.
+RATE = 100
 CONCURRENCY = 4
 
 
@@ -104,8 +107,9 @@ async def test_kill_9_halfway_through_a_campaign_sends_each_address_exactly_once
             await _until("the campaign finished after the restart", settled, hub, timeout=RECIPIENTS / RATE + WAIT)
             before_review = len(smtp_server.messages)
             review = (await call("GET", one + "/recipients?status=review&limit=1000"))["items"]
-            # Claimed or unrecorded at the kill: a queued claim, one being rendered, those on the
-            # connections, and answers waiting for the next transaction (16 a claim by default).
+            # Claimed or unrecorded at the kill: a claim queued for the connections, one being made,
+            # the next one claimed, those on the connections, and answers waiting for the next
+            # transaction (16 a claim at this rate).
             assert len(review) <= 16 * 4 + CONCURRENCY, f"{len(review)} in review"
             delivered = {m.rcpt_tos[0] for m in smtp_server.messages}
             arrived = [r["id"] for r in review if r["address"] in delivered]

@@ -257,8 +257,9 @@ async def test_recipients_in_flight_at_a_crash_wait_for_review_and_are_never_res
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a key")
+@pytest.mark.parametrize("processes", [0, 1], ids=["thread", "worker-process"])
 async def test_a_configured_dkim_key_signs_every_message(
-    sending: Callable[..., Any], smtp_server: SmtpTestServer, tmp_path: Path
+    sending: Callable[..., Any], smtp_server: SmtpTestServer, tmp_path: Path, processes: int
 ) -> None:
     key = tmp_path / "dkim.pem"
     subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
@@ -267,8 +268,8 @@ async def test_a_configured_dkim_key_signs_every_message(
     ).stdout
     record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
     dkim_settings = {"domain": "shop.example.com", "selector": "hub", "private_key_file": str(key)}
-    context = await sending(dkim=dkim_settings)
-    campaign_id = await _campaign(context, 2)
+    context = await sending(dkim=dkim_settings, copy_processes=processes)
+    campaign_id = await _campaign(context, 5)
     await _send_all(context, campaign_id)
     for received in smtp_server.messages:
         assert received.raw.startswith(b"DKIM-Signature:")

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.campaigns.models import Campaign
 from crm_core.campaigns.templates import CampaignTemplate, Card, Person, Rendered, TemplateProblem, card_variables
 from crm_core.campaigns.tokens import Purpose, make_token
 from crm_core.models import Client, ClientTag, Contact
@@ -43,10 +42,23 @@ class Copy:
     unsubscribe_url: str
 
 
+class CampaignText(Protocol):
+    """What a copy is made from: a ``Campaign``, or plain data carrying the same fields."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def html(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+
+
 class CopyMaker:
     """Renders one campaign for many recipients; the templates are compiled once."""
 
-    def __init__(self, campaign: Campaign, urls: TrackingUrls, *, tracked: bool) -> None:
+    def __init__(self, campaign: CampaignText, urls: TrackingUrls, *, tracked: bool) -> None:
         self.name = campaign.name
         self.tracking = tracked
         self.template = CampaignTemplate.compile(campaign.subject, campaign.html, campaign.text)
