@@ -303,7 +303,7 @@ class CampaignSender:
 
     async def _prepare(self, batch: Sequence[Claimed]) -> list[_Ready]:
         """Each claimed recipient's message as bytes; one whose copy cannot be made fails."""
-        jobs: dict[int, list[tuple[Claimed, CopyJob]]] = {}  # by campaign
+        jobs: dict[CopySpec, list[tuple[Claimed, CopyJob]]] = {}  # by campaign
         async with self.context.reading() as session:
             campaigns = {cid: await self._campaign(session, cid) for cid in {c.campaign_id for c in batch}}
             cards, people = await cards_of(
@@ -320,10 +320,9 @@ class CampaignSender:
             person = people.get(claimed.contact_id or 0, Person())
             variables = campaign.maker.variables(claimed.recipient_id, claimed.address, card, person)
             job = CopyJob(claimed.recipient_id, claimed.address, claimed.message_id, variables)
-            jobs.setdefault(claimed.campaign_id, []).append((claimed, job))
+            jobs.setdefault(campaign.spec, []).append((claimed, job))
         ready = []
-        for campaign_id, pairs in jobs.items():
-            spec = campaigns[campaign_id].spec  # type: ignore[union-attr]  # None ones were answered above
+        for spec, pairs in jobs.items():
             built = await self.copies.build(spec, [job for _, job in pairs])
             for (claimed, _), result in zip(pairs, built, strict=True):
                 if isinstance(result, str):
