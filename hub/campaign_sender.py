@@ -40,7 +40,7 @@ from connectors.smtp.errors import (
 from connectors.smtp.pacing import SlidingWindowLimiter
 from connectors.smtp.pool import SmtpPool
 from crm_core.campaigns.book import Campaigns
-from crm_core.campaigns.copies import CopyMaker, TrackingUrls, cards_of
+from crm_core.campaigns.copies import TrackingUrls, cards_of
 from crm_core.campaigns.models import Campaign
 from crm_core.campaigns.send_queue import Claimed, Outcome, Result, SendQueue
 from crm_core.campaigns.templates import Card, Person
@@ -85,14 +85,6 @@ class _Ready:
     raw: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class _Campaign:
-    """What sending needs of a campaign, read once per change of the campaign."""
-
-    maker: CopyMaker  # for the variables, which need the card: made here, rendered by the workers
-    spec: CopySpec
-
-
 class CampaignSender:
     def __init__(self, context: HubContext, base_url: str) -> None:
         self.context = context
@@ -111,7 +103,7 @@ class CampaignSender:
         self._concurrency = self.settings.concurrency
         self._mailboxes = {m.name: m for m in context.settings.mailbox if m.smtp is not None}
         self._pools: dict[str, SmtpPool] = {}
-        self._campaigns: dict[int, _Campaign] = {}  # by id, for its version (updated_at) in the spec
+        self._campaigns: dict[int, CopySpec] = {}  # by id; a spec carries its version (updated_at)
         self._batch = claim_size(self.settings.rate_per_second, self._concurrency)
         self._ready: asyncio.Queue[_Ready | None] = asyncio.Queue(maxsize=self._batch)  # None: a worker stops
         self._schedules_checked = 0.0
@@ -196,10 +188,10 @@ class CampaignSender:
             client = await session.get(Client, client_id)
             if client is None or client.deleted_at is not None:
                 raise NotFound(f"client {client_id} not found")
-            described = self._describe(campaign, tracked=False)
-            job = CopyJob(0, address, None, described.maker.variables(0, address, Card.of(client), Person()))
-        spec = described.spec
-        message_id, raw = await asyncio.to_thread(self.copies.factory.message, spec, described.maker, job)
+            spec = self._describe(campaign, tracked=False)
+            maker = self.copies.factory.maker(spec)
+            job = CopyJob(0, address, None, maker.variables(0, address, Card.of(client), Person()))
+        message_id, raw = await asyncio.to_thread(self.copies.factory.message, spec, maker, job)
         await self._pools[spec.pool].send(spec.envelope_from, [address], raw)
         return f"<{message_id}>"
 
@@ -318,9 +310,11 @@ class CampaignSender:
                 self._answer(Outcome(claimed, Result.failed, utcnow(), "the card was deleted"))
                 continue
             person = people.get(claimed.contact_id or 0, Person())
-            variables = campaign.maker.variables(claimed.recipient_id, claimed.address, card, person)
+            variables = self.copies.factory.maker(campaign).variables(
+                claimed.recipient_id, claimed.address, card, person
+            )
             job = CopyJob(claimed.recipient_id, claimed.address, claimed.message_id, variables)
-            jobs.setdefault(campaign.spec, []).append((claimed, job))
+            jobs.setdefault(campaign, []).append((claimed, job))
         ready = []
         for spec, pairs in jobs.items():
             built = await self.copies.build(spec, [job for _, job in pairs])
@@ -331,18 +325,18 @@ class CampaignSender:
                     ready.append(_Ready(claimed, spec.pool, spec.envelope_from, result))
         return ready
 
-    async def _campaign(self, session: AsyncSession, campaign_id: int) -> _Campaign | None:
+    async def _campaign(self, session: AsyncSession, campaign_id: int) -> CopySpec | None:
         campaign = await session.get(Campaign, campaign_id)
         if campaign is None:
             return None
         cached = self._campaigns.get(campaign_id)
-        if cached is not None and cached.spec.version == campaign.updated_at:
+        if cached is not None and cached.version == campaign.updated_at:
             return cached
         made = self._describe(campaign, campaign.tracking)
         self._campaigns[campaign_id] = made
         return made
 
-    def _describe(self, campaign: Campaign, tracked: bool) -> _Campaign:
+    def _describe(self, campaign: Campaign, tracked: bool) -> CopySpec:
         envelope = self.settings.bounce_address or (
             self.settings.bounce_mailbox.address if self.settings.bounce_mailbox else ""
         )
@@ -354,7 +348,8 @@ class CampaignSender:
             envelope_from=envelope_from, mailto=self.settings.unsubscribe_mailto or envelope_from,
             pool=self._pool_for(campaign),
         )  # fmt: skip
-        return _Campaign(CopyMaker(campaign, self.urls, tracked=tracked), spec)
+        self.copies.factory.maker(spec)  # compiled here first: a template that fails gives the batch back
+        return spec
 
     def _pool_for(self, campaign: Campaign) -> str:
         if self.settings.smtp is not None:
