@@ -164,6 +164,9 @@ class CampaignSettings(BaseModel):
     # Worker processes that render, compose and sign the copies; 0: a thread of the hub's process.
     # Default: with a DKIM key one per core but one (at most four), else 0 (hub.campaign_copies).
     copy_processes: int | None = Field(None, ge=0, le=32)
+    # Opens and clicks stored by a recorder process beside the hub's (true), or by the hub's own
+    # process (false).  Default: a process when the machine has more than one core (hub.hit_recorder).
+    hit_recorder_process: bool | None = None
 
 
 DEFAULT_DOCUMENTS = ["Document_СчетНаОплатуПокупателю", "Document_РеализацияТоваровУслуг"]

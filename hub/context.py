@@ -59,6 +59,12 @@ class HubContext:
             publish_listeners=listeners,
         )
 
+    def published(self) -> None:
+        """Outbox events were committed by another process (the tracking recorder): wake
+        whatever delivers them, as a commit of this process's sessions does."""
+        for listener in self.publish_listeners:
+            listener()
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One unit of work: commits when the block ends, rolls back on error.

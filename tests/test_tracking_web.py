@@ -17,6 +17,7 @@ from crm_core.campaigns.tracking import PendingHit, Tracking, Visit
 from crm_core.models import utcnow
 from hub.context import HubContext
 from hub.hit_log import HitLog
+from hub.hit_recorder import LocalRecorder
 from hub.web.tracking import HITS, PIXEL
 from tests.test_tracking import BROWSER, _sent
 
@@ -142,7 +143,7 @@ async def test_stopping_stores_every_hit_answered_even_those_that_came_during_a_
         return await real(self, hits)
 
     monkeypatch.setattr(Tracking, "record", slow)
-    log = HitLog(hub_context, MachineRules())
+    log = HitLog(LocalRecorder(hub_context, MachineRules()))
     log.start()
     visit = Visit(utcnow(), user_agent=BROWSER)
     log.add(PendingHit("open", recipient_id, visit))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from aiohttp import web
@@ -13,6 +14,7 @@ from hub.campaign_sender import CampaignSender
 from hub.config import CampaignSettings
 from hub.context import HubContext
 from hub.hit_log import HitLog
+from hub.hit_recorder import HitRecorder, LocalRecorder, ProcessRecorder
 from hub.mail import Mail
 from hub.onec import OnecSync
 from hub.screen_pop import PopHub
@@ -98,7 +100,7 @@ def make_app(
         module.api.mount(app)
     app.router.add_routes(pages.routes)
     app[tracking.TRACKING_KEY] = tracking_key(context.signing_key)
-    app[tracking.HITS] = HitLog(context, machine_rules(context.settings.campaigns))
+    app[tracking.HITS] = HitLog(hit_recorder(context))
     app.on_startup.append(_start_hit_log)
     app.on_cleanup.append(_stop_hit_log)
     app.router.add_get("/ws", ws.operator_socket)
@@ -111,6 +113,17 @@ def machine_rules(settings: CampaignSettings) -> MachineRules:
     apple = Networks.from_file(settings.apple_networks_file) if settings.apple_networks_file else Networks()
     scanners = Networks.from_file(settings.scanner_networks_file) if settings.scanner_networks_file else Networks()
     return MachineRules(apple=apple, scanners=scanners)
+
+
+def hit_recorder(context: HubContext) -> HitRecorder:
+    """Where opens and clicks are stored: a recorder process (by default when the machine has a
+    core to spare for it), else the hub's own process."""
+    settings = context.settings.campaigns
+    rules = machine_rules(settings)
+    wanted = settings.hit_recorder_process
+    if wanted if wanted is not None else (os.cpu_count() or 1) > 1:
+        return ProcessRecorder(context.settings.effective_database_url, rules, on_stored=context.published)
+    return LocalRecorder(context, rules)
 
 
 async def _start_hit_log(app: web.Application) -> None:

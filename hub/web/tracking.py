@@ -52,7 +52,7 @@ def _token(request: web.Request, purpose: Purpose) -> tuple[int, int | None]:
 @routes.route("GET", "/t/o/{token}")
 async def open_pixel(request: web.Request) -> web.Response:
     recipient_id, _ = _token(request, Purpose.open)
-    request.app[HITS].add(PendingHit("open", recipient_id, _visit(request)))
+    await request.app[HITS].admit(PendingHit("open", recipient_id, _visit(request)))
     return web.Response(body=PIXEL, content_type="image/gif", headers=_NO_STORE)
 
 
@@ -69,7 +69,7 @@ async def click(request: web.Request) -> web.Response:
         log.warning("a click link rendered to a non-web URL; not followed", extra={"fields": {"url": url[:200]}})
         raise web.HTTPNotFound(text=_NOT_FOUND)
     if tracked:
-        request.app[HITS].add(PendingHit("click", recipient_id, _visit(request), number, url))
+        await request.app[HITS].admit(PendingHit("click", recipient_id, _visit(request), number, url))
     raise web.HTTPFound(url, headers=_NO_STORE)
 
 
