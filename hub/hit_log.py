@@ -41,6 +41,10 @@ class HitLog:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
     async def admit(self, hit: PendingHit) -> None:
         """Take a hit; returns at once, unless the recorder has fallen behind (see the module)."""
         while self._waiting and not self._failing and time.monotonic() - self._since > MAX_LAG:

@@ -30,6 +30,7 @@ from crm_core.campaigns.machines import MachineRules
 from crm_core.campaigns.tracking import PendingHit, Tracking, Visit
 from crm_core.db import make_engine, make_sessionmaker
 from hub.context import HubContext
+from hub.logs import configure as configure_logs
 
 log = logging.getLogger("hub.tracking")
 NICENESS = 10  # below the hub's requests: a batch can wait a moment, a pixel's answer should not
@@ -67,9 +68,16 @@ class RecorderError(Exception):
 class ProcessRecorder:
     """Stores the hits in a recorder process of its own; one batch at a time."""
 
-    def __init__(self, database_url: str, rules: MachineRules, on_stored: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        rules: MachineRules,
+        logs: tuple[str, str] = ("INFO", "text"),
+        on_stored: Callable[[], None] | None = None,
+    ) -> None:
         self.database_url = database_url
         self.rules = rules
+        self.logs = logs  # the hub's log level and format: the recorder's lines read like the hub's
         self.on_stored = on_stored  # the commit published events: wake whatever delivers them
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
@@ -114,7 +122,10 @@ class ProcessRecorder:
         ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads and sockets
         ours, theirs = ctx.Pipe()
         process = ctx.Process(
-            target=_serve, args=(theirs, self.database_url, self.rules), name="hub: tracking recorder", daemon=True
+            target=_serve,
+            args=(theirs, self.database_url, self.rules, self.logs),
+            name="hub: tracking recorder",
+            daemon=True,
         )
         process.start()
         theirs.close()  # only the recorder holds its end: the hub's death is the end of its pipe
@@ -154,7 +165,8 @@ def _hit(row: Row) -> PendingHit:
 # -- in the recorder process -------------------------------------------------------------------
 
 
-def _serve(conn: Connection, database_url: str, rules: MachineRules) -> None:
+def _serve(conn: Connection, database_url: str, rules: MachineRules, logs: tuple[str, str]) -> None:
+    configure_logs(*logs)
     os.nice(NICENESS)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C reaches the whole process group; the hub stops us
         asyncio.run(_serve_batches(conn, database_url, rules))

@@ -58,7 +58,9 @@ def _gone(pid: int) -> bool:
 async def test_the_recorder_process_stores_a_batch_with_its_events(hub_context: HubContext) -> None:
     recipient_id = await _recipient(hub_context)
     woken: list[bool] = []
-    recorder = ProcessRecorder(hub_context.settings.effective_database_url, MachineRules(), lambda: woken.append(True))
+    recorder = ProcessRecorder(
+        hub_context.settings.effective_database_url, MachineRules(), on_stored=lambda: woken.append(True)
+    )
     try:
         unknown = PendingHit("open", recipient_id + 1000, Visit(utcnow(), user_agent=BROWSER))
         assert await recorder.record([*_opens(recipient_id, 3), unknown]) == 3  # a recipient gone records nothing

@@ -51,6 +51,8 @@ async def test_the_pixel_is_served_at_once_and_the_open_recorded(http: TestClien
     assert response.status == 200 and response.content_type == "image/gif"
     assert await response.read() == PIXEL and "no-store" in response.headers["Cache-Control"]
     assert await _recorded(http, hub_context) == [("open", None, True)]
+    figures = await (await http.get("/metrics")).text()
+    assert "hub_tracking_hits_recorded_total 1.0" in figures and "hub_tracking_hits_waiting 0.0" in figures
 
 
 async def test_forged_and_altered_tokens_get_404_and_record_nothing(http: TestClient, hub_context: HubContext) -> None:

@@ -101,6 +101,7 @@ def make_app(
     app.router.add_routes(pages.routes)
     app[tracking.TRACKING_KEY] = tracking_key(context.signing_key)
     app[tracking.HITS] = HitLog(hit_recorder(context))
+    app[metrics.METRICS].registry.register(metrics.TrackingCollector(app[tracking.HITS]))
     app.on_startup.append(_start_hit_log)
     app.on_cleanup.append(_stop_hit_log)
     app.router.add_get("/ws", ws.operator_socket)
@@ -122,7 +123,8 @@ def hit_recorder(context: HubContext) -> HitRecorder:
     rules = machine_rules(settings)
     wanted = settings.hit_recorder_process
     if wanted if wanted is not None else (os.cpu_count() or 1) > 1:
-        return ProcessRecorder(context.settings.effective_database_url, rules, on_stored=context.published)
+        logs = (context.settings.log_level, context.settings.log_format)
+        return ProcessRecorder(context.settings.effective_database_url, rules, logs, on_stored=context.published)
     return LocalRecorder(context, rules)
 
 

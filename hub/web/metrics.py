@@ -12,6 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 import hub
+from hub.hit_log import HitLog
 from hub.screen_pop import PopHub
 from hub.telephony import Telephony
 from hub.web.endpoints import PUBLIC, Api, ApiError
@@ -63,6 +64,22 @@ class TelephonyCollector:
         for status, count in sorted(self.telephony.calls_logged.items()):
             logged.add_metric([status], count)
         yield logged
+
+
+class TrackingCollector:
+    """Opens and clicks: stored, waiting to be stored, and dropped while the database was away."""
+
+    def __init__(self, hits: HitLog) -> None:
+        self.hits = hits
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily("hub_tracking_hits_recorded", "Opens and clicks stored", value=self.hits.recorded)
+        yield GaugeMetricFamily(
+            "hub_tracking_hits_waiting", "Opens and clicks answered, not stored yet", value=self.hits.waiting
+        )
+        yield CounterMetricFamily(
+            "hub_tracking_hits_dropped", "Opens and clicks dropped: too many waiting", value=self.hits.dropped
+        )
 
 
 METRICS = web.AppKey("metrics", HttpMetrics)
