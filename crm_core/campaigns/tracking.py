@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import ARRAY, Integer, Table, any_, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.campaigns.machines import Hit, MachineRules, Verdict, classify
@@ -101,11 +101,16 @@ class Tracking:
     async def record(self, hits: Sequence[PendingHit]) -> int:
         """Record opens and clicks, in their order; how many were (a recipient gone, or a
         campaign not tracked, records nothing)."""
+        ids = sorted({hit.recipient_id for hit in hits})
+        if self.session.get_bind().dialect.name == "postgresql":  # one array: the same statement however many
+            chosen = Recipient.id == any_(bindparam("ids", ids, type_=ARRAY(Integer)))
+        else:
+            chosen = Recipient.id.in_(ids)
         rows = await self.session.execute(
             select(Recipient.id, Recipient.campaign_id, Recipient.client_id, Recipient.contact_id, Recipient.address,
                    Recipient.sent_at, Campaign.tracking)
             .join(Campaign, Campaign.id == Recipient.campaign_id)
-            .where(Recipient.id.in_({hit.recipient_id for hit in hits}))
+            .where(chosen)
         )  # fmt: skip
         targets = {row[0]: _Target(*row) for row in rows.all()}
         recorded = 0
