@@ -33,6 +33,7 @@ TABLES = {
     "contacts",
     "emails",
     "inbound_hooks",
+    "leases",
     "mail_attachments",
     "mail_checkpoints",
     "mail_copies",
