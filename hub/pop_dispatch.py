@@ -20,7 +20,7 @@ from crm_core.card_summaries import card_summaries
 from crm_core.clients import ClientBook, Lookup
 from crm_core.telephony.events import CallKey
 from hub.context import HubContext
-from hub.screen_pop import PopHub, PopRequest, pop_message
+from hub.screen_pop import PopRequest, Pops, pop_message
 
 log = logging.getLogger("hub.screen_pop")
 REMEMBERED_MATCHES = 10_000  # calls whose caller's card the call log may still ask for
@@ -41,7 +41,7 @@ Operation = PopRequest | Withdrawal
 
 class PopDispatcher:
     def __init__(
-        self, context: HubContext, pops: PopHub, card_extras: Callable[[int], dict[str, Any]] | None = None
+        self, context: HubContext, pops: Pops, card_extras: Callable[[int], dict[str, Any]] | None = None
     ) -> None:
         """``card_extras`` adds to a popped card what another system knows (1C's documents) from a
         cache: it must not wait."""

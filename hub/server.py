@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import secrets
@@ -16,8 +17,10 @@ from hub.bounce_mailbox import BounceMailbox
 from hub.campaign_sender import CampaignSender
 from hub.config import Settings
 from hub.context import HubContext
+from hub.leases import LeaseKeeper
 from hub.mail import Mail
 from hub.onec import OnecSync
+from hub.pop_relay import PopRelay
 from hub.screen_pop import PopHub
 from hub.telephony import Telephony
 from hub.web.app import make_app
@@ -63,12 +66,18 @@ async def serve(settings: Settings) -> None:
     campaigns: CampaignSender | None = None
     bounces: BounceMailbox | None = None
     onec: OnecSync | None = None
+    relay: PopRelay | None = None
+    leases: LeaseKeeper | None = None
     try:
         password = await ensure_admin(context)
         pops = PopHub()
+        if context.engine.dialect.name == "postgresql":  # nodes may share it: pops reach every node
+            relay = PopRelay(context, pops)
+            await relay.start()
+        leases = LeaseKeeper(context)
         onec = OnecSync(context) if settings.onec else None
         extras = onec.cached_documents if onec is not None else None
-        telephony = Telephony(context, pops, card_extras=extras) if settings.pbx else None
+        telephony = Telephony(context, relay or pops, card_extras=extras) if settings.pbx else None
         mail = Mail(context) if settings.mailbox else None
         if settings.campaigns.smtp is not None or any(m.smtp for m in settings.mailbox):
             campaigns = CampaignSender(context, base_url(settings))
@@ -77,7 +86,10 @@ async def serve(settings: Settings) -> None:
         await runner.setup()
         await web.TCPSite(runner, settings.http_host, settings.http_port).start()
         if telephony is not None:
-            await telephony.start()
+            await telephony.start(follow_all=False)
+            for name in telephony.pbx_names:
+                leases.add(f"ami:{name}", functools.partial(telephony.follow, name),
+                           functools.partial(telephony.unfollow, name))  # fmt: skip
         if mail is not None:
             await mail.start()
         if campaigns is not None:
@@ -94,6 +106,7 @@ async def serve(settings: Settings) -> None:
             concurrency=settings.webhooks.concurrency,
         )
         webhooks.start()
+        await leases.start()
         url = base_url(settings)
         log.info("hub is listening", extra={"fields": {"url": url, "database": context.engine.url.render_as_string()}})
         print(f"The hub is running at {url}/", flush=True)
@@ -108,6 +121,10 @@ async def serve(settings: Settings) -> None:
         await _wait_for_stop()
         log.info("stopping")
     finally:
+        if leases is not None:
+            await leases.stop()
+        if relay is not None:
+            await relay.stop()
         if onec is not None:
             await onec.stop()
         if bounces is not None:

@@ -36,7 +36,7 @@ from crm_core.telephony.tracker import CallTracker
 from hub.config import PbxSettings
 from hub.context import HubContext
 from hub.pop_dispatch import PopDispatcher, Withdrawal
-from hub.screen_pop import PopHub, PopRequest
+from hub.screen_pop import PopRequest, Pops
 
 log = logging.getLogger("hub.telephony")
 LOG_BATCH = 200  # calls written in one transaction when a backlog has built up
@@ -61,6 +61,10 @@ class NoPbx(Exception):
     """Click-to-call asked of a hub with no PBX configured, or of an unknown one."""
 
 
+class PbxElsewhere(Exception):
+    """Click-to-call asked of a node that does not follow that PBX (several nodes)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ClickToCall:
     originate_id: str
@@ -74,7 +78,7 @@ class Telephony:
     def __init__(
         self,
         context: HubContext,
-        pops: PopHub,
+        pops: Pops,
         connector_factory: ConnectorFactory = AmiConnector,
         card_extras: Callable[[int], dict[str, Any]] | None = None,
     ) -> None:
@@ -83,11 +87,10 @@ class Telephony:
         self.popper = PopDispatcher(context, pops, card_extras)
         self._trackers = {p.name: CallTracker(region=p.region) for p in context.settings.pbx}
         self._pbx: dict[str, PbxSettings] = {p.name: p for p in context.settings.pbx}
-        self._connectors: dict[str, Connector] = {
-            p.name: connector_factory(_connector_settings(p), self.handle_event, self.handle_resync)
-            for p in context.settings.pbx
-        }
-        self._tasks: list[asyncio.Task[None]] = []
+        self._factory = connector_factory
+        # The PBXes this node follows now (all of them, unless several nodes share the work).
+        self._connectors: dict[str, Connector] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         # What goes to the database, in the order it happened: calls in progress (announced
         # as events) and finished calls (logged).
         self._to_write: asyncio.Queue[Progress] = asyncio.Queue()
@@ -97,19 +100,46 @@ class Telephony:
         self.events_seen = 0
         self.calls_logged: dict[str, int] = {}
 
-    async def start(self) -> None:
+    @property
+    def pbx_names(self) -> list[str]:
+        return list(self._pbx)
+
+    async def start(self, *, follow_all: bool = True) -> None:
+        """Start writing and popping; follow every PBX, unless each is to be followed by the
+        node holding its lease (``follow``, ``unfollow``: several nodes, ``hub.leases``)."""
         self.popper.start()
         self._writer = asyncio.create_task(self._write_log(), name="call-log-writer")
-        for name, connector in self._connectors.items():
-            self._tasks.append(asyncio.create_task(connector.run(), name=f"ami:{name}"))
+        if follow_all:
+            for name in self._pbx:
+                await self.follow(name)
+
+    async def follow(self, name: str) -> None:
+        """Listen to this PBX: a new connector, whose first login resyncs the calls in progress."""
+        if name in self._connectors:
+            return
+        connector = self._factory(_connector_settings(self._pbx[name]), self.handle_event, self.handle_resync)
+        self._connectors[name] = connector
+        self._tasks[name] = asyncio.create_task(connector.run(), name=f"ami:{name}")
+
+    async def unfollow(self, name: str) -> None:
+        """Stop listening to this PBX (another node follows it now): its calls in progress are
+        forgotten here, and that node's resync takes them up."""
+        connector, task = self._connectors.pop(name, None), self._tasks.pop(name, None)
+        if connector is not None:
+            await connector.stop()
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self._trackers[name] = CallTracker(region=self._pbx[name].region)
 
     async def stop(self) -> None:
         """Stop listening, then write every call already finished before returning."""
         await asyncio.gather(*(c.stop() for c in self._connectors.values()), return_exceptions=True)
-        for task in self._tasks:
+        for task in self._tasks.values():
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         self._tasks.clear()
+        self._connectors.clear()
         if self._writer is not None:
             await self._to_write.join()
             self._writer.cancel()
@@ -141,6 +171,7 @@ class Telephony:
         return sum(len(tracker.active_calls()) for tracker in self._trackers.values())
 
     def connected(self) -> dict[str, bool]:
+        """Each PBX this node follows: whether its AMI session is up."""
         return {name: c.connected for name, c in self._connectors.items()}
 
     # -- from the PBX --------------------------------------------------------------
@@ -238,10 +269,13 @@ class Telephony:
         if name is None or name not in self._pbx:
             raise NoPbx("no PBX is configured" if name is None else f"no PBX named {name!r}")
         settings = self._pbx[name]
+        connector = self._connectors.get(name)
+        if connector is None:
+            raise PbxElsewhere(f"PBX {name!r} is followed by another hub node; ask that node")
         originate_id = f"c2c-{uuid.uuid4().hex[:16]}"
         self._originated_for[originate_id] = (client_id, contact_id)
         try:
-            result = await self._connectors[name].originate(
+            result = await connector.originate(
                 channel=settings.operator_channel.format(extension=user.extension),
                 exten=dial_string(number, settings.dial_format),
                 context=settings.originate_context,

@@ -10,7 +10,7 @@ from crm_core.clients import ClientBook
 from crm_core.errors import InvalidInput
 from crm_core.models import Role
 from crm_core.telephony.call_log import CallLog, CallQuery, call_to_dict
-from hub.telephony import NoPbx
+from hub.telephony import NoPbx, PbxElsewhere
 from hub.web.endpoints import ALL_ROLES, Api, ApiError, actor_of, current_user, json_response, page_response, session_of
 from hub.web.schemas import CallNotes, CallOut, CallPageOut, CallSearch, OriginateIn, OriginateOut
 from hub.web.state import CONTEXT, TELEPHONY
@@ -85,6 +85,8 @@ async def originate(request: web.Request, body: OriginateIn) -> web.Response:
         )
     except NoPbx as exc:
         raise ApiError(503, "no_pbx", str(exc)) from None
+    except PbxElsewhere as exc:
+        raise ApiError(503, "pbx_elsewhere", str(exc)) from None
     except AmiNotConnected as exc:
         raise ApiError(503, "pbx_unreachable", f"the PBX is not connected: {exc}") from None
     except AmiError as exc:
