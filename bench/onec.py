@@ -352,7 +352,7 @@ async def run_backend(
             figures.append(unchanged)
             print(f"{backend}: unchanged sync {unchanged.seconds:.2f} s", flush=True)
         finally:
-            await sync.stop()
+            await sync.close()
             await context.close()
     return figures
 

@@ -494,7 +494,7 @@ async def warm_up(context: HubContext, receiver: ReceiverProcess, secret: str, r
     await receiver.ask("reset", secret)
     await publish_events(context, 0, WARM_UP_EVENTS, PUBLISH_BATCH, rng)
     dispatcher, units = new_dispatcher(context, WARM_UP_EVENTS)
-    dispatcher.start()
+    await dispatcher.start()
     try:
         await asyncio.wait_for(units.done.wait(), 120)
     finally:
@@ -522,7 +522,7 @@ async def backlog_figure(
     cpu_before, started = time.process_time(), time.perf_counter()
     if profile is not None:
         profile.enable()
-    dispatcher.start()
+    await dispatcher.start()
     try:
         await asyncio.wait_for(units.done.wait(), args.timeout)
     except TimeoutError:
@@ -562,7 +562,7 @@ async def live_figure(
     figure = Figure(f"hub, live ({rate:,.0f} events/s offered)", backend, n, counts_for_ratio=False)
     await receiver.ask("reset", secret)
     dispatcher, units = new_dispatcher(context, n)
-    dispatcher.start()
+    await dispatcher.start()
     await asyncio.sleep(0.5)  # running and idle, waiting for a wake
     committed: dict[int, float] = {}  # seq -> time.time() right after its transaction committed
     behind = 0.0

@@ -15,6 +15,7 @@ from hub.mailboxes import imap_settings
 class BounceMailbox:
     def __init__(self, context: HubContext, mailbox: MailboxSettings, soft_limit: int) -> None:
         self.ingest = BounceIngest(context, soft_limit)
+        self.mailbox = mailbox
         self.connector = ImapConnector(imap_settings(mailbox), self.ingest)
         self._task: asyncio.Task[None] | None = None
 
@@ -27,6 +28,7 @@ class BounceMailbox:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        self.connector = ImapConnector(imap_settings(self.mailbox), self.ingest)  # a stopped one stays stopped
 
     @property
     def status(self) -> MailboxStatus:

@@ -126,6 +126,12 @@ class CampaignSender:
         self._workers: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        """Send; again after ``stop()`` too (several nodes: whichever holds the lease sends)."""
+        self._stopping.clear()
+        self._ready = asyncio.Queue(maxsize=self._batch)
+        self._claimed = asyncio.Queue()
+        self._ahead = asyncio.Semaphore(2)
+        self._halted, self._to_finish, self._campaigns = set(), set(), {}
         async with self.context.transaction() as session:
             queue = SendQueue(session)
             interrupted = await queue.interrupted()
@@ -174,6 +180,7 @@ class CampaignSender:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
         await asyncio.gather(*(pool.close() for pool in self._pools.values()))
+        self._pools.clear()  # made again when next needed
         self.copies.close()
         self._producer, self._maker, self._recorder, self._watcher = None, None, None, None
         self._workers = []

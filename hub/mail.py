@@ -22,19 +22,28 @@ class Mail:
         self.context = context
         self.ingest = MailIngest(context)
         self.sender = MailSender(self.ingest, context.settings.mailbox)
-        self._connectors = {m.name: connector_factory(imap_settings(m), self.ingest) for m in context.settings.mailbox}
+        self._factory = connector_factory
+        self._connectors: dict[str, ImapConnector] = {}  # while this node reads the mailboxes
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        for name, connector in self._connectors.items():
-            self._tasks.append(asyncio.create_task(connector.run(), name=f"imap:{name}"))
+        """Read the mailboxes (new connectors: a stopped one stays stopped); sending needs no start."""
+        for mailbox in self.context.settings.mailbox:
+            connector = self._factory(imap_settings(mailbox), self.ingest)
+            self._connectors[mailbox.name] = connector
+            self._tasks.append(asyncio.create_task(connector.run(), name=f"imap:{mailbox.name}"))
 
     async def stop(self) -> None:
+        """Stop reading (another node may read them now); sending goes on."""
         await asyncio.gather(*(c.stop() for c in self._connectors.values()), return_exceptions=True)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        self._connectors.clear()
+
+    async def close(self) -> None:
+        await self.stop()
         await self.sender.close()
 
     def statuses(self) -> list[MailboxStatus]:

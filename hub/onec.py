@@ -123,7 +123,7 @@ class OnecSync:
         task.add_done_callback(lambda t: _pass_failure(t, started))
         return await started
 
-    def start(self) -> None:
+    async def start(self) -> None:
         for name, settings in self.settings.items():
             if settings.interval_minutes > 0:
                 self._tasks.append(asyncio.create_task(self._schedule(name), name=f"onec:{name}:schedule"))
@@ -131,11 +131,19 @@ class OnecSync:
             self._tasks.append(asyncio.create_task(self._watch_requests(), name="onec:requests"))
 
     async def stop(self) -> None:
-        tasks = [*self._tasks, *self._runs, *self._refreshing.values()]
+        """Stop the scheduled syncs and the requests' watcher (another node may run them now)."""
+        tasks = [*self._tasks, *self._runs]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+
+    async def close(self) -> None:
+        await self.stop()
+        refreshing = list(self._refreshing.values())
+        for task in refreshing:
+            task.cancel()
+        await asyncio.gather(*refreshing, return_exceptions=True)
         for reader in self._readers.values():
             await reader.client.close()
 

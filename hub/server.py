@@ -90,22 +90,23 @@ async def serve(settings: Settings) -> None:
             for name in telephony.pbx_names:
                 leases.add(f"ami:{name}", functools.partial(telephony.follow, name),
                            functools.partial(telephony.unfollow, name))  # fmt: skip
+        # Each job below is done by one node at a time: the one holding its lease (hub.leases).
         if mail is not None:
-            await mail.start()
+            leases.add("mailboxes", mail.start, mail.stop)
         if campaigns is not None:
-            await campaigns.start()
+            leases.add("campaigns", campaigns.start, campaigns.stop)
         if onec is not None:
-            onec.start()
+            leases.add("onec", onec.start, onec.stop)
         if settings.campaigns.bounce_mailbox is not None:
             bounces = BounceMailbox(context, settings.campaigns.bounce_mailbox, settings.campaigns.soft_bounce_limit)
-            await bounces.start()
+            leases.add("bounces", bounces.start, bounces.stop)
         webhooks = Dispatcher(
             context,
             allow_private=settings.webhooks.allow_private,
             timeout=settings.webhooks.timeout_seconds,
             concurrency=settings.webhooks.concurrency,
         )
-        webhooks.start()
+        leases.add("webhooks", webhooks.start, webhooks.stop)
         await leases.start()
         url = base_url(settings)
         log.info("hub is listening", extra={"fields": {"url": url, "database": context.engine.url.render_as_string()}})
@@ -121,20 +122,14 @@ async def serve(settings: Settings) -> None:
         await _wait_for_stop()
         log.info("stopping")
     finally:
-        if leases is not None:
+        if leases is not None:  # stops the jobs this node holds, and gives their leases back
             await leases.stop()
         if relay is not None:
             await relay.stop()
         if onec is not None:
-            await onec.stop()
-        if bounces is not None:
-            await bounces.stop()
-        if campaigns is not None:
-            await campaigns.stop()
-        if webhooks is not None:
-            await webhooks.stop()
+            await onec.close()
         if mail is not None:
-            await mail.stop()
+            await mail.close()
         if telephony is not None:
             await telephony.stop()
         if runner is not None:

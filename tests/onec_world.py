@@ -43,7 +43,7 @@ async def hub_with_onec(url: str, data_dir: Path, fake: FakeOnec, **overrides: A
     try:
         yield sync
     finally:
-        await sync.stop()
+        await sync.close()
         await context.close()
 
 

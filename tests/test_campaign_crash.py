@@ -9,14 +9,12 @@ count as sent the ones that arrived, send again the others.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
+from tests.campaign_run import CampaignRun, address, smtp_section, until
 from tests.hub_process import WAIT, Hub, free_port, write_config
 from tests.smtp_server import SmtpTestServer
 
@@ -26,16 +24,6 @@ RECIPIENTS = 2000
 # pacing after the restart and not the machine; at 200/s it failed whenever the machine was busy.
 RATE = 100
 CONCURRENCY = 4
-
-
-async def _until(what: str, check: Any, hub: Hub, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}\n{hub.log()}")
-        if hub.proc is not None and hub.proc.poll() is not None:
-            raise AssertionError(f"the hub exited with {hub.proc.returncode} waiting for: {what}\n{hub.log()}")
-        await asyncio.sleep(0.05)
 
 
 def _busiest_second(times: list[float]) -> int:
@@ -52,79 +40,39 @@ async def test_kill_9_halfway_through_a_campaign_sends_each_address_exactly_once
     hub_database_url: str, smtp_server: SmtpTestServer, tmp_path: Path
 ) -> None:
     port = free_port()
-    config = write_config(
-        tmp_path / "hub.toml",
-        tmp_path / "var",
-        hub_database_url,
-        port,
-        "[campaigns]\n"
-        f"concurrency = {CONCURRENCY}\n"
-        f"rate_per_second = {RATE}\n"
-        'tracking_url = "https://hub.example.com"\n'
-        "[campaigns.smtp]\n"
-        f'host = "{smtp_server.host}"\n'
-        f"port = {smtp_server.port}\n"
-        'security = "none"\n',
-    )
-    hub = Hub(config, port, tmp_path)
+    sections = smtp_section(smtp_server, CONCURRENCY, RATE)
+    hub = Hub(write_config(tmp_path / "hub.toml", tmp_path / "var", hub_database_url, port, sections), port, tmp_path)
     try:
         if hub_database_url:
             await hub.cli("db", "upgrade")
         await hub.start()
         token = (await hub.cli("token", "create", "--user", "admin")).strip()
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as api:
-
-            async def call(method: str, path: str, status: int = 200, **kwargs: Any) -> Any:
-                async with api.request(method, hub.url + path, **kwargs) as resp:
-                    assert resp.status == status, f"{method} {path}: {resp.status} {await resp.text()}"
-                    return await resp.json()
-
-            rows = "".join(f"Клиент {n};c{n}@clients.example\n" for n in range(RECIPIENTS))
-            report = await call("POST", "/api/clients/import", data=("Наименование;Email\n" + rows).encode(),
-                                headers={"Content-Type": "text/csv"})  # fmt: skip
-            assert report["imported"] == RECIPIENTS, report
-            segment = await call("POST", "/api/segments", 201, json={"name": "Все", "rules": {}})
-            campaign = await call("POST", "/api/campaigns", 201, json={
-                "name": "Декабрь", "from_address": "news@shop.example.com", "subject": "Для {{ client.name }}",
-                "html": '<p>{{ client.name }}</p><a href="https://shop.example.com/">Магазин</a>',
-                "segment_id": segment["id"]})  # fmt: skip
-            one = f"/api/campaigns/{campaign['id']}"
-            started = await call("POST", one + "/start")
-            assert started["recipients"]["queued"] == RECIPIENTS
+            run = CampaignRun(api)
+            await run.start(hub, RECIPIENTS)
 
             async def halfway() -> bool:
                 return len(smtp_server.messages) >= RECIPIENTS // 2
 
-            await _until("half the campaign sent", halfway, hub)
+            await until("half the campaign sent", halfway, hub)
             hub.kill9()
             at_kill = len(smtp_server.messages)
             await hub.start()
-
-            async def settled() -> bool:
-                shown = await call("GET", one)
-                return shown["status"] == "finished"
-
-            await _until("the campaign finished after the restart", settled, hub, timeout=RECIPIENTS / RATE + WAIT)
+            await until("the campaign finished after the restart", lambda: run.finished(hub), hub,
+                        timeout=RECIPIENTS / RATE + WAIT)  # fmt: skip
             before_review = len(smtp_server.messages)
-            review = (await call("GET", one + "/recipients?status=review&limit=1000"))["items"]
+            review = await run.settle_review(hub, smtp_server)
             # Claimed or unrecorded at the kill: a claim queued for the connections, one being made,
             # the next one claimed, those on the connections, and answers waiting for the next
             # transaction (16 a claim at this rate).
-            assert len(review) <= 16 * 4 + CONCURRENCY, f"{len(review)} in review"
-            delivered = {m.rcpt_tos[0] for m in smtp_server.messages}
-            arrived = [r["id"] for r in review if r["address"] in delivered]
-            lost = [r["id"] for r in review if r["address"] not in delivered]
-            if arrived:
-                await call("POST", one + "/review", json={"action": "count_as_sent", "recipient_ids": arrived})
-            if lost:
-                await call("POST", one + "/review", json={"action": "send_again", "recipient_ids": lost})
-            await _until("the campaign finished after the review", settled, hub)
-            counts = (await call("GET", one))["recipients"]
+            assert review <= 16 * 4 + CONCURRENCY, f"{review} in review"
+            await until("the campaign finished after the review", lambda: run.finished(hub), hub)
+            counts = await run.counts(hub)
     finally:
         hub.stop()
     received = Counter(m.rcpt_tos[0] for m in smtp_server.messages)
     assert [a for a, n in received.items() if n > 1] == []  # nobody twice
-    assert set(received) == {f"c{n}@clients.example" for n in range(RECIPIENTS)}  # nobody lost
+    assert set(received) == {address(n) for n in range(RECIPIENTS)}  # nobody lost
     assert counts["sent"] == RECIPIENTS and counts["review"] == counts["queued"] == counts["sending"] == 0
 
     # The pace: no second ever held more than the limit, and the run after the restart kept it up.
@@ -135,6 +83,6 @@ async def test_kill_9_halfway_through_a_campaign_sends_each_address_exactly_once
     # at once and then one per freed slot, so a span cut mid-burst would misstate the pace.
     start, seconds = after[0] + 1.0, int(after[-1] - after[0] - 1.0)
     rate = sum(1 for t in after if start <= t < start + seconds) / seconds
-    print(f"\n{'postgresql' if hub_database_url else 'sqlite'}: {at_kill} before the kill, {len(review)} in review "
-          f"({len(arrived)} had arrived), {rate:.0f}/s after the restart")  # fmt: skip
+    print(f"\n{'postgresql' if hub_database_url else 'sqlite'}: {at_kill} before the kill, {review} in review, "
+          f"{rate:.0f}/s after the restart")  # fmt: skip
     assert abs(rate - RATE) <= RATE * 0.1, f"{rate:.0f} messages/s, {RATE} configured"

@@ -63,7 +63,7 @@ async def hub(
     try:
         yield http, context, mail, token
     finally:
-        await mail.stop()
+        await mail.close()
         await http.close()
         await context.close()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -19,9 +20,11 @@ from crm_core.models import Role
 from crm_core.users import NewUser, UserDirectory
 from hub.context import HubContext
 from tests.ami_traces import expected
+from tests.campaign_run import CampaignRun, address, smtp_section, until
 from tests.conftest import bearer, fresh_pg_database, open_context
 from tests.fake_ami import FakeAmi
 from tests.hub_process import WAIT, Hub, free_port, write_config
+from tests.smtp_server import SmtpTestServer
 
 NODES = 3
 TAKEOVER = 10.0  # seconds: the issue's limit
@@ -31,19 +34,24 @@ DURING = ("inbound_queue_answered", "inbound_queue_missed", "inbound_direct_answ
 AFTER = ("inbound_direct_busy", "internal_call")
 
 
-async def _nodes(stack: AsyncExitStack, url: str, fake: FakeAmi, tmp_path: Path) -> list[Hub]:
+def _pbx(fake: FakeAmi) -> str:
+    return (
+        "[[pbx]]\n"
+        'name = "office"\n'
+        f'host = "{fake.host}"\nport = {fake.port}\n'
+        'username = "hub"\nsecret = "hubsecret"\n'
+        'operator_channel = "Local/{extension}@agents/n"\n'
+        "reconnect_min_seconds = 0.05\nreconnect_max_seconds = 0.5\n"
+    )
+
+
+async def _nodes(stack: AsyncExitStack, url: str, tmp_path: Path, count: int, sections: str) -> list[Hub]:
+    """``count`` hub processes on one database, sharing one secret key (tokens made by any node
+    are good on every node)."""
     hubs = []
-    for n in range(NODES):
+    sections = 'secret_key = "one-key-for-every-node-of-this-hub-0123456789"\n' + sections
+    for n in range(count):
         port = free_port()
-        sections = (
-            'secret_key = "one-key-for-every-node-of-this-hub-0123456789"\n'
-            "[[pbx]]\n"
-            'name = "office"\n'
-            f'host = "{fake.host}"\nport = {fake.port}\n'
-            'username = "hub"\nsecret = "hubsecret"\n'
-            'operator_channel = "Local/{extension}@agents/n"\n'
-            "reconnect_min_seconds = 0.05\nreconnect_max_seconds = 0.5\n"
-        )
         logs = tmp_path / f"node{n}"
         logs.mkdir()
         hub = Hub(write_config(logs / "hub.toml", logs / "var", url, port, sections), port, logs)
@@ -53,9 +61,9 @@ async def _nodes(stack: AsyncExitStack, url: str, fake: FakeAmi, tmp_path: Path)
     return hubs
 
 
-async def _holder(context: HubContext, hubs: list[Hub]) -> Hub | None:
+async def _holder(context: HubContext, hubs: list[Hub], lease: str = "ami:office") -> Hub | None:
     async with context.reading() as session:
-        held = (await Leases(session).holders("ami:")).get("ami:office")
+        held = (await Leases(session).holders()).get(lease)
     if held is None:
         return None
     pid = int(held[0].split(":")[1])
@@ -108,7 +116,7 @@ async def test_kill_9_of_the_node_following_the_pbx_another_takes_over_and_every
                 for ext in ("101", "102")
             }  # fmt: skip
         fake = await stack.enter_async_context(FakeAmi(speed=0.5))
-        hubs = await _nodes(stack, pg_url, fake, tmp_path)
+        hubs = await _nodes(stack, pg_url, tmp_path, NODES, _pbx(fake))
         holder = await _wait_for_holder(context, hubs, fake, WAIT)
         assert len(fake.logged_in_sessions) == 1  # one node follows the PBX, not three
 
@@ -153,3 +161,48 @@ async def test_kill_9_of_the_node_following_the_pbx_another_takes_over_and_every
         withdrawn = {f["call_id"] for f in frames["101"] if f["type"] == "withdraw"}
         assert pops and {p["call_id"] for p in pops} <= withdrawn  # the pops did not stay on screen
         print(f"\ntaken over after {taken_over:.1f} s; {len(calls)} calls logged once")
+
+
+CAMPAIGN = 1000  # recipients
+RATE = 100  # per second: ten seconds of sending, the holder killed after five
+
+
+async def test_kill_9_of_the_node_sending_a_campaign_another_finishes_it_and_each_address_gets_it_once(
+    pg_url: str, smtp_server: SmtpTestServer, tmp_path: Path
+) -> None:
+    context = await open_context(pg_url, tmp_path / "setup")
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(context.close)
+        async with context.transaction() as session:
+            users = UserDirectory(session)
+            admin = bearer(await users.create_token(await users.create(NewUser("boss", Role.admin))))
+        hubs = await _nodes(stack, pg_url, tmp_path, 2, smtp_section(smtp_server, 4, RATE))
+        api = await stack.enter_async_context(aiohttp.ClientSession(headers=admin))
+        run = CampaignRun(api)
+        sender = await _holder(context, hubs, "campaigns")
+        assert sender is not None
+        other = next(h for h in hubs if h is not sender)
+        await run.start(other, CAMPAIGN)  # started on the node that does not send: it is all in the database
+
+        async def halfway() -> bool:
+            return len(smtp_server.messages) >= CAMPAIGN // 2
+
+        await until("half the campaign sent", halfway, sender)
+        sender.kill9()
+        killed, at_kill = time.monotonic(), len(smtp_server.messages)
+
+        async def sending_again() -> bool:
+            return len(smtp_server.messages) > at_kill + 10
+
+        await until("the other node sending", sending_again, other, timeout=TAKEOVER + 5)
+        taken_over = time.monotonic() - killed
+        assert taken_over <= TAKEOVER, f"taken over after {taken_over:.1f} s"
+        await until("the campaign finished", lambda: run.finished(other), other, timeout=CAMPAIGN / RATE + WAIT)
+        review = await run.settle_review(other, smtp_server)
+        await until("the campaign finished after the review", lambda: run.finished(other), other)
+        counts = await run.counts(other)
+    received = Counter(m.rcpt_tos[0] for m in smtp_server.messages)
+    assert [a for a, n in received.items() if n > 1] == []  # nobody twice
+    assert set(received) == {address(n) for n in range(CAMPAIGN)}  # nobody lost
+    assert counts["sent"] == CAMPAIGN and counts["review"] == counts["queued"] == counts["sending"] == 0
+    print(f"\n{at_kill} sent before the kill; taken over after {taken_over:.1f} s; {review} in review")

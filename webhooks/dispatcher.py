@@ -80,7 +80,7 @@ class Dispatcher:
         at most ``WAVES - 1`` timeouts, so every attempt of the round has ended by then."""
         return timedelta(seconds=self.timeout * WAVES + 5)
 
-    def start(self) -> None:
+    async def start(self) -> None:
         self.context.publish_listeners.append(self.wake)
         self._task = asyncio.create_task(self._run(), name="webhooks")
 
