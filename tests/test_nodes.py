@@ -95,6 +95,22 @@ async def _read(ws: aiohttp.ClientWebSocketResponse, frames: list[dict[str, Any]
         frames.append(msg.json())
 
 
+async def _people(
+    stack: AsyncExitStack, url: str, tmp_path: Path, extensions: tuple[str, ...]
+) -> tuple[HubContext, dict[str, str], dict[str, dict[str, str]]]:
+    """The test's own view of the database, an admin's headers and each operator's."""
+    context = await open_context(url, tmp_path / "setup")
+    stack.push_async_callback(context.close)
+    async with context.transaction() as session:
+        users = UserDirectory(session)
+        admin = bearer(await users.create_token(await users.create(NewUser("boss", Role.admin))))
+        operators = {}
+        for ext in extensions:
+            user = await users.create(NewUser(f"op{ext}", Role.operator, extension=ext))
+            operators[ext] = bearer(await users.create_token(user))
+    return context, admin, operators
+
+
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
     async with fresh_pg_database() as url:
@@ -104,17 +120,8 @@ async def pg_url() -> AsyncIterator[str]:
 async def test_kill_9_of_the_node_following_the_pbx_another_takes_over_and_every_call_is_logged_once(
     pg_url: str, tmp_path: Path
 ) -> None:
-    context = await open_context(pg_url, tmp_path / "setup")
     async with AsyncExitStack() as stack:
-        stack.push_async_callback(context.close)
-        async with context.transaction() as session:
-            users = UserDirectory(session)
-            admin = bearer(await users.create_token(await users.create(NewUser("boss", Role.admin))))
-            operators = {
-                ext: bearer(await users.create_token(await users.create(NewUser(f"op{ext}", Role.operator,
-                                                                                extension=ext))))
-                for ext in ("101", "102")
-            }  # fmt: skip
+        context, admin, operators = await _people(stack, pg_url, tmp_path, ("101", "102"))
         fake = await stack.enter_async_context(FakeAmi(speed=0.5))
         hubs = await _nodes(stack, pg_url, tmp_path, NODES, _pbx(fake))
         holder = await _wait_for_holder(context, hubs, fake, WAIT)
@@ -170,12 +177,8 @@ RATE = 100  # per second: ten seconds of sending, the holder killed after five
 async def test_kill_9_of_the_node_sending_a_campaign_another_finishes_it_and_each_address_gets_it_once(
     pg_url: str, smtp_server: SmtpTestServer, tmp_path: Path
 ) -> None:
-    context = await open_context(pg_url, tmp_path / "setup")
     async with AsyncExitStack() as stack:
-        stack.push_async_callback(context.close)
-        async with context.transaction() as session:
-            users = UserDirectory(session)
-            admin = bearer(await users.create_token(await users.create(NewUser("boss", Role.admin))))
+        context, admin, _ = await _people(stack, pg_url, tmp_path, ())
         hubs = await _nodes(stack, pg_url, tmp_path, 2, smtp_section(smtp_server, 4, RATE))
         api = await stack.enter_async_context(aiohttp.ClientSession(headers=admin))
         run = CampaignRun(api)
