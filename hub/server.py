@@ -14,11 +14,13 @@ from aiohttp import web
 from crm_core.models import Role
 from crm_core.users import NewUser, UserDirectory
 from hub.bounce_mailbox import BounceMailbox
+from hub.call_relay import CallRelay
 from hub.campaign_sender import CampaignSender
 from hub.config import Settings
 from hub.context import HubContext
 from hub.leases import LeaseKeeper
 from hub.mail import Mail
+from hub.node_bus import NodeBus
 from hub.onec import OnecSync
 from hub.pop_relay import PopRelay
 from hub.screen_pop import PopHub
@@ -66,18 +68,22 @@ async def serve(settings: Settings) -> None:
     campaigns: CampaignSender | None = None
     bounces: BounceMailbox | None = None
     onec: OnecSync | None = None
-    relay: PopRelay | None = None
+    bus: NodeBus | None = None
     leases: LeaseKeeper | None = None
     try:
         password = await ensure_admin(context)
         pops = PopHub()
-        if context.engine.dialect.name == "postgresql":  # nodes may share it: pops reach every node
-            relay = PopRelay(context, pops)
-            await relay.start()
+        # On PostgreSQL nodes may share the database: pops and click-to-call reach every node.
+        bus = NodeBus(context) if context.engine.dialect.name == "postgresql" else None
         leases = LeaseKeeper(context)
         onec = OnecSync(context) if settings.onec else None
         extras = onec.cached_documents if onec is not None else None
-        telephony = Telephony(context, relay or pops, card_extras=extras) if settings.pbx else None
+        if settings.pbx:
+            telephony = Telephony(context, PopRelay(bus, pops) if bus else pops, card_extras=extras)
+            if bus is not None:
+                CallRelay(bus, context, telephony)
+        if bus is not None:
+            await bus.start()
         mail = Mail(context) if settings.mailbox else None
         if settings.campaigns.smtp is not None or any(m.smtp for m in settings.mailbox):
             campaigns = CampaignSender(context, base_url(settings))
@@ -124,8 +130,8 @@ async def serve(settings: Settings) -> None:
     finally:
         if leases is not None:  # stops the jobs this node holds, and gives their leases back
             await leases.stop()
-        if relay is not None:
-            await relay.stop()
+        if bus is not None:
+            await bus.stop()
         if onec is not None:
             await onec.close()
         if mail is not None:

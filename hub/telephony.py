@@ -39,6 +39,7 @@ from hub.pop_dispatch import PopDispatcher, Withdrawal
 from hub.screen_pop import PopRequest, Pops
 
 log = logging.getLogger("hub.telephony")
+ELSEWHERE_MARGIN = 10.0  # seconds beyond the originate timeout to wait for the node that follows the PBX
 LOG_BATCH = 200  # calls written in one transaction when a backlog has built up
 Progress = Ringing | Answered | CallFinished
 
@@ -55,6 +56,12 @@ class Connector(Protocol):
 
 
 ConnectorFactory = Callable[..., Connector]
+
+
+class Elsewhere(Protocol):
+    async def __call__(
+        self, user: User, number: str, *, pbx: str, client_id: int | None, contact_id: int | None, timeout: float
+    ) -> ClickToCall: ...
 
 
 class NoPbx(Exception):
@@ -99,6 +106,8 @@ class Telephony:
         self._originated_for: dict[str, Owner] = {}
         self.events_seen = 0
         self.calls_logged: dict[str, int] = {}
+        # Several nodes: click-to-call for a PBX another node follows is asked of it (hub.call_relay).
+        self.elsewhere: Elsewhere | None = None
 
     @property
     def pbx_names(self) -> list[str]:
@@ -169,6 +178,9 @@ class Telephony:
 
     def calls_in_progress(self) -> int:
         return sum(len(tracker.active_calls()) for tracker in self._trackers.values())
+
+    def follows(self, name: str) -> bool:
+        return name in self._connectors
 
     def connected(self) -> dict[str, bool]:
         """Each PBX this node follows: whether its AMI session is up."""
@@ -271,7 +283,10 @@ class Telephony:
         settings = self._pbx[name]
         connector = self._connectors.get(name)
         if connector is None:
-            raise PbxElsewhere(f"PBX {name!r} is followed by another hub node; ask that node")
+            if self.elsewhere is None:
+                raise PbxElsewhere(f"PBX {name!r} is followed by another hub node; ask that node")
+            return await self.elsewhere(user, number, pbx=name, client_id=client_id, contact_id=contact_id,
+                                        timeout=settings.originate_timeout_seconds + ELSEWHERE_MARGIN)  # fmt: skip
         originate_id = f"c2c-{uuid.uuid4().hex[:16]}"
         self._originated_for[originate_id] = (client_id, contact_id)
         try:

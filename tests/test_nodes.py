@@ -1,6 +1,7 @@
 """Several `hub run` processes on one PostgreSQL: one node follows the PBX, any node pops the
-card, and when the node that follows the PBX is killed with `kill -9`, another takes over
-within 10 s and every call is still logged once with the right outcome."""
+card and places click-to-call, and when the node that follows the PBX is killed with
+`kill -9`, another takes over within 10 s and every call is still logged once with the right
+outcome; one node sends a campaign, and when it is killed the other finishes it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from crm_core.audit import SYSTEM
+from crm_core.client_data import ClientIn
+from crm_core.clients import ClientBook
 from crm_core.leases import Leases
 from crm_core.models import Role
 from crm_core.users import NewUser, UserDirectory
@@ -122,6 +126,11 @@ async def test_kill_9_of_the_node_following_the_pbx_another_takes_over_and_every
 ) -> None:
     async with AsyncExitStack() as stack:
         context, admin, operators = await _people(stack, pg_url, tmp_path, ("101", "102"))
+        async with context.transaction() as session:
+            client = await ClientBook(session, context.rules).create(
+                ClientIn(name="Лютик", phones=[{"number": "8 (495) 765-43-21"}]), SYSTEM
+            )
+            client_id = client.id
         fake = await stack.enter_async_context(FakeAmi(speed=0.5))
         hubs = await _nodes(stack, pg_url, tmp_path, NODES, _pbx(fake))
         holder = await _wait_for_holder(context, hubs, fake, WAIT)
@@ -149,10 +158,22 @@ async def test_kill_9_of_the_node_following_the_pbx_another_takes_over_and_every
         taken_over = time.monotonic() - killed
         assert taken_over <= TAKEOVER, f"taken over after {taken_over:.1f} s"
         await asyncio.gather(*(replay.wait(timeout=120) for replay in replays))
+        fake.speed = 4
         for name in AFTER:
-            await fake.play(name, speed=4, renumber=True).wait(timeout=60)
+            await fake.play(name, renumber=True).wait(timeout=60)
 
-        truths = [truth for name in DURING + AFTER for truth in expected(name)]
+        # Click-to-call asked of a node that does not follow the PBX: the one that does places it.
+        asker = next(h for h in hubs if h not in (holder, successor))
+        fake.originate_trace = "outbound_click2call"
+        async with http.post(asker.url + "/api/calls/originate", json={"client_id": client_id},
+                             headers=operators["101"]) as resp:  # fmt: skip
+            assert resp.status == 200, await resp.text()
+            placed = await resp.json()
+        assert (placed["success"], placed["number"]) == (True, "+74957654321")
+        [action] = fake.actions_named("Originate")
+        assert f"HUB_ORIGINATE_ID={placed['originate_id']}" in action.get_all("Variable")
+
+        truths = [truth for name in (*DURING, *AFTER, "outbound_click2call") for truth in expected(name)]
         deadline = time.monotonic() + WAIT
         while len(calls := await _calls(successor, admin)) < len(truths):
             assert time.monotonic() < deadline, f"{len(calls)} calls logged, {len(truths)} expected"
@@ -164,6 +185,7 @@ async def test_kill_9_of_the_node_following_the_pbx_another_takes_over_and_every
         for truth in truths:
             call = found[(truth["direction"], truth.get("caller"), truth.get("callee"), truth.get("did"))]
             assert (call["status"], call["reason"]) == (truth["status"], truth["reason"]), (truth, call)
+        assert [c["client_id"] for c in calls if c.get("originate_id")] == [client_id]  # filed under the card
         pops = [f for f in frames["101"] if f["type"] == "pop"]
         withdrawn = {f["call_id"] for f in frames["101"] if f["type"] == "withdraw"}
         assert pops and {p["call_id"] for p in pops} <= withdrawn  # the pops did not stay on screen
