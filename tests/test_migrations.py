@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
@@ -163,3 +165,16 @@ async def test_reversed_digits_column_compares_bytewise_on_postgresql(database_u
         await engine.dispose()
     expected = "C" if dialect == "postgresql" else None
     assert getattr(columns["digits_rev"]["type"], "collation", None) == expected
+
+
+async def test_nodes_upgrading_one_database_at_once_all_succeed(database_url: str) -> None:
+    """Every node's `hub db upgrade` may run at the same moment (systemd's ExecStartPre on each):
+    on PostgreSQL one upgrades and the others wait for it, then find nothing to do."""
+    code = f"import asyncio; from crm_core.migrate import upgrade; asyncio.run(upgrade({database_url!r}))"
+    procs = [await asyncio.create_subprocess_exec(sys.executable, "-c", code) for _ in range(3)]
+    assert [await asyncio.wait_for(p.wait(), 120) for p in procs] == [0, 0, 0]
+    engine = make_engine(database_url)
+    try:
+        assert await is_up_to_date(engine)
+    finally:
+        await engine.dispose()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from crm_core.db import make_engine
 from crm_core.tables import metadata
 
 target_metadata = metadata
+UPGRADE_LOCK = 0x6875622D6462  # "hub-db": the advisory lock that serialises upgrades
 
 
 def _run(connection: Connection) -> None:
@@ -21,6 +23,8 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":  # nodes upgrading at once: one does, the others find it done
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK})
         context.run_migrations()
 
 
