@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from connectors.onec.field_maps import OVERRIDABLE
@@ -244,6 +244,8 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=1, le=65535)
     public_url: str = ""
+    # Reverse proxies whose X-Forwarded-For is believed (nginx: deploy/nginx/hub.conf), as CIDRs.
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
     secret_key: SecretStr | None = None
     default_region: str = "RU"
     phone_suffix_digits: int = Field(10, ge=4, le=15)

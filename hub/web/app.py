@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from crm_core.blobs import BlobStore
 from crm_core.campaigns.machines import MachineRules, Networks
@@ -39,6 +40,7 @@ from hub.web import (
 from hub.web.endpoints import Endpoint
 from hub.web.errors import error_middleware
 from hub.web.openapi import build_document
+from hub.web.proxies import forwarded_middleware
 from hub.web.ratelimit import LoginLimiter
 from hub.web.state import BLOBS, CONTEXT, LOGIN_LIMITER, MAIL, ONEC, POPS, TELEPHONY
 
@@ -75,8 +77,11 @@ def make_app(
     """The app; ``telephony`` is given when PBXes are configured (sharing ``pops`` with it),
     ``mail`` when mailboxes are, ``campaigns`` when an SMTP server can send mailings, ``onec``
     when 1C connections are."""
+    middlewares: list[Middleware] = [metrics.metrics_middleware, error_middleware]
+    if context.settings.trusted_proxies:
+        middlewares.insert(0, forwarded_middleware(context.settings.trusted_proxies))
     app = web.Application(
-        middlewares=[metrics.metrics_middleware, error_middleware],
+        middlewares=middlewares,
         client_max_size=MAX_UPLOAD_BYTES,
     )
     app[CONTEXT] = context
