@@ -85,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     sync_1c.add_argument("--connection", help="one [[onec]] by name (default: every one)")
     sync_1c.add_argument("--client", type=int, action="append", help="only this card (repeatable)")
 
+    commands.add_parser(
+        "doctor", parents=[common], help="check the database, PBXes, mailboxes, SMTP, 1C and webhook targets"
+    )
+
     config = commands.add_parser("config", parents=[common], help="configuration").add_subparsers(
         dest="config_command", required=True, metavar="ACTION"
     )
@@ -105,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
 
             asyncio.run(serve(settings))
             return 0
+        if args.command == "doctor":
+            return asyncio.run(_doctor(settings))
         return asyncio.run(_dispatch(args, settings))
     except ConfigError as exc:
         print(f"configuration error:\n{exc}", file=sys.stderr)
@@ -117,6 +123,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+async def _doctor(settings: Settings) -> int:
+    from hub.doctor import examine
+
+    verdicts = await examine(settings)
+    for verdict in verdicts:
+        print(verdict.line())
+    failed = sum(not v.ok for v in verdicts)
+    print(f"{len(verdicts) - failed} of {len(verdicts)} ok" + (f"; {failed} FAILED" if failed else ""))
+    return 1 if failed else 0
 
 
 def _config_check(file: str | None) -> int:

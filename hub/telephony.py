@@ -126,7 +126,7 @@ class Telephony:
         """Listen to this PBX: a new connector, whose first login resyncs the calls in progress."""
         if name in self._connectors:
             return
-        connector = self._factory(_connector_settings(self._pbx[name]), self.handle_event, self.handle_resync)
+        connector = self._factory(connector_settings(self._pbx[name]), self.handle_event, self.handle_resync)
         self._connectors[name] = connector
         self._tasks[name] = asyncio.create_task(connector.run(), name=f"ami:{name}")
 
@@ -316,7 +316,7 @@ def dial_string(e164: str, dial_format: str) -> str:
     return e164.lstrip("+")
 
 
-def _connector_settings(pbx: PbxSettings) -> AmiSettings:
+def connector_settings(pbx: PbxSettings) -> AmiSettings:
     return AmiSettings(
         name=pbx.name,
         host=pbx.host,

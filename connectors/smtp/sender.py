@@ -20,6 +20,7 @@ connection cannot be placed before or after DATA; the three steps are run one by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import ssl
@@ -90,6 +91,17 @@ class SmtpSender:
             extra={"fields": {**fields, "refused": sorted(refused) or None, "reply": reply}},
         )
         return refused
+
+    async def check(self) -> str:
+        """Connect, say EHLO (STARTTLS and AUTH as configured) and leave: what ``hub doctor``
+        asks of a server.  Raises the ``SmtpError`` that sending would meet."""
+        smtp = await self._connect()
+        tls = smtp.get_transport_info("sslcontext") is not None
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+            await smtp.quit()
+        return f"{self.settings.host}:{self.settings.port}, {'TLS' if tls else 'no TLS'}" + (
+            f", logged in as {self.settings.username}" if self.settings.username else ""
+        )
 
     async def close(self) -> None:
         """QUIT politely and close; never raises.  A later ``send`` connects again."""
