@@ -19,6 +19,7 @@ sending are given back.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -124,6 +125,7 @@ class CampaignSender:
         self._recorder: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._workers: list[asyncio.Task[None]] = []
+        self.outcomes: collections.Counter[str] = collections.Counter()  # SMTP answers by result, for /metrics
 
     async def start(self) -> None:
         """Send; again after ``stop()`` too (several nodes: whichever holds the lease sends)."""
@@ -421,6 +423,7 @@ class CampaignSender:
         return Outcome(rid, Result.sent, utcnow())
 
     def _answer(self, outcome: Outcome) -> None:
+        self.outcomes[outcome.result.value] += 1
         self._answers.append(outcome)
         self._answered.set()
 

@@ -65,6 +65,10 @@ class LeaseKeeper:
         async with self.context.transaction() as session:
             await Leases(session).release([name], self.node)
 
+    @property
+    def jobs(self) -> list[str]:
+        return sorted(self._jobs)
+
     def holds(self, name: str) -> bool:
         job = self._jobs.get(name)
         return job is not None and job.running

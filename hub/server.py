@@ -87,7 +87,7 @@ async def serve(settings: Settings) -> None:
         mail = Mail(context) if settings.mailbox else None
         if settings.campaigns.smtp is not None or any(m.smtp for m in settings.mailbox):
             campaigns = CampaignSender(context, base_url(settings))
-        app = make_app(context, pops, telephony, mail, campaigns, onec)
+        app = make_app(context, pops, telephony, mail, campaigns, onec, leases)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=10)
         await runner.setup()
         await web.TCPSite(runner, settings.http_host, settings.http_port).start()

@@ -6,6 +6,7 @@ outcome; one node sends a campaign, and when it is killed the other finishes it.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -226,8 +227,14 @@ async def test_kill_9_of_the_node_sending_a_campaign_another_finishes_it_and_eac
         review = await run.settle_review(other, smtp_server)
         await until("the campaign finished after the review", lambda: run.finished(other), other)
         counts = await run.counts(other)
+        async with api.get(other.url + "/metrics") as resp:
+            figures = await resp.text()
     received = Counter(m.rcpt_tos[0] for m in smtp_server.messages)
     assert [a for a, n in received.items() if n > 1] == []  # nobody twice
     assert set(received) == {address(n) for n in range(CAMPAIGN)}  # nobody lost
     assert counts["sent"] == CAMPAIGN and counts["review"] == counts["queued"] == counts["sending"] == 0
+    assert 'hub_lease_held{lease="campaigns"} 1.0' in figures  # the survivor holds the sending
+    assert 'hub_campaign_recipients{status="queued"} 0.0' in figures and "hub_database_up 1.0" in figures
+    sent = re.search(r'^hub_campaign_messages_total\{result="sent"\} (\S+)$', figures, re.MULTILINE)
+    assert sent is not None and CAMPAIGN - at_kill <= float(sent.group(1)) <= CAMPAIGN
     print(f"\n{at_kill} sent before the kill; taken over after {taken_over:.1f} s; {review} in review")

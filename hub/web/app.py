@@ -16,6 +16,7 @@ from hub.config import CampaignSettings
 from hub.context import HubContext
 from hub.hit_log import HitLog
 from hub.hit_recorder import HitRecorder, LocalRecorder, ProcessRecorder
+from hub.leases import LeaseKeeper
 from hub.mail import Mail
 from hub.onec import OnecSync
 from hub.screen_pop import PopHub
@@ -73,6 +74,7 @@ def make_app(
     mail: Mail | None = None,
     campaigns: CampaignSender | None = None,
     onec: OnecSync | None = None,
+    leases: LeaseKeeper | None = None,
 ) -> web.Application:
     """The app; ``telephony`` is given when PBXes are configured (sharing ``pops`` with it),
     ``mail`` when mailboxes are, ``campaigns`` when an SMTP server can send mailings, ``onec``
@@ -107,6 +109,9 @@ def make_app(
     app[tracking.TRACKING_KEY] = tracking_key(context.signing_key)
     app[tracking.HITS] = HitLog(hit_recorder(context))
     app[metrics.METRICS].registry.register(metrics.TrackingCollector(app[tracking.HITS]))
+    app[metrics.DATABASE_FIGURES] = metrics.DatabaseCollector(context)
+    app[metrics.METRICS].registry.register(app[metrics.DATABASE_FIGURES])
+    app[metrics.METRICS].registry.register(metrics.NodeCollector(leases, campaigns, mail))
     app.on_startup.append(_start_hit_log)
     app.on_cleanup.append(_stop_hit_log)
     app.router.add_get("/ws", ws.operator_socket)

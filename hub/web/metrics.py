@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hmac
+import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterator
 
@@ -12,11 +14,20 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 import hub
+from crm_core.campaigns.send_queue import Result
+from crm_core.figures import WAITING, Figures, read_figures
+from crm_core.models import utcnow
+from hub.campaign_sender import CampaignSender
+from hub.context import HubContext
 from hub.hit_log import HitLog
+from hub.leases import LeaseKeeper
+from hub.mail import Mail
 from hub.screen_pop import PopHub
 from hub.telephony import Telephony
 from hub.web.endpoints import PUBLIC, Api, ApiError
 from hub.web.state import CONTEXT
+
+log = logging.getLogger("hub.metrics")
 
 
 class HttpMetrics:
@@ -82,7 +93,84 @@ class TrackingCollector:
         )
 
 
+class DatabaseCollector:
+    """What only the database knows (``crm_core.figures``), read before each scrape."""
+
+    def __init__(self, context: HubContext) -> None:
+        self.context = context
+        self.figures = Figures()
+        self.up = False
+
+    async def refresh(self) -> None:
+        try:
+            async with self.context.reading() as session:
+                self.figures = await read_figures(session)
+            self.up = True
+        except Exception:
+            log.exception("the figures of /metrics could not be read from the database")
+            self.up = False
+
+    def collect(self) -> Iterator[Metric]:
+        figures = self.figures
+        yield GaugeMetricFamily("hub_database_up", "1 when the last scrape could read the database",
+                                value=1.0 if self.up else 0.0)  # fmt: skip
+        waiting = GaugeMetricFamily(
+            "hub_campaign_recipients", "Recipients of unfinished campaigns not sent yet", labels=["status"]
+        )
+        for status in WAITING:
+            waiting.add_metric([status.value], figures.recipients.get(status.value, 0))
+        yield waiting
+        yield GaugeMetricFamily("hub_webhook_deliveries_pending", "Webhook deliveries waiting to be made",
+                                value=figures.deliveries_pending)  # fmt: skip
+        yield GaugeMetricFamily("hub_outbox_events_waiting", "Events not yet given to their webhook subscriptions",
+                                value=figures.events_not_fanned_out)  # fmt: skip
+        age = GaugeMetricFamily(
+            "hub_onec_sync_age_seconds", "Since the last successful sync of each 1C connection", labels=["connection"]
+        )
+        now = utcnow()
+        for connection in self.context.settings.onec:
+            done = figures.last_good_sync.get(connection.name)
+            age.add_metric([connection.name], (now - done).total_seconds() if done else math.inf)
+        yield age
+
+
+class NodeCollector:
+    """What this node is doing: the jobs it holds, the mail it sends, the folders it reads."""
+
+    def __init__(self, leases: LeaseKeeper | None, campaigns: CampaignSender | None, mail: Mail | None) -> None:
+        self.leases = leases
+        self.campaigns = campaigns
+        self.mail = mail
+
+    def collect(self) -> Iterator[Metric]:
+        if self.leases is not None:
+            held = GaugeMetricFamily("hub_lease_held", "1 while this node holds the job's lease", labels=["lease"])
+            for name in self.leases.jobs:
+                held.add_metric([name], 1.0 if self.leases.holds(name) else 0.0)
+            yield held
+        if self.campaigns is not None:
+            sent = CounterMetricFamily("hub_campaign_messages", "SMTP answers to campaign messages", labels=["result"])
+            for result in Result:
+                sent.add_metric([result.value], self.campaigns.outcomes.get(result.value, 0))
+            yield sent
+        if self.mail is not None:
+            connected = GaugeMetricFamily("hub_imap_folder_connected", "1 while the folder is followed",
+                                          labels=["mailbox", "folder"])  # fmt: skip
+            lag = GaugeMetricFamily("hub_imap_seconds_since_check", "Since the folder was last looked at for new mail",
+                                    labels=["mailbox", "folder"])  # fmt: skip
+            now = utcnow()
+            for mailbox in self.mail.statuses():
+                for folder in mailbox.folders.values():
+                    connected.add_metric([mailbox.name, folder.folder], 1.0 if folder.connected else 0.0)
+                    checked = folder.last_checked_at
+                    seconds = (now - checked).total_seconds() if checked else math.inf
+                    lag.add_metric([mailbox.name, folder.folder], seconds)
+            yield connected
+            yield lag
+
+
 METRICS = web.AppKey("metrics", HttpMetrics)
+DATABASE_FIGURES = web.AppKey("database_figures", DatabaseCollector)
 
 
 @web.middleware
@@ -124,5 +212,6 @@ async def serve_metrics(request: web.Request) -> web.Response:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
             raise ApiError(401, "unauthenticated", "metrics need the configured bearer token")
+    await request.app[DATABASE_FIGURES].refresh()
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
