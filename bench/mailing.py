@@ -43,6 +43,9 @@ from sqlalchemy import func, select
 from bench.child import ChildProcess
 from bench.hub_logs import configure_logs
 from bench.lookup import postgresql_database, sqlite_database
+from bench.summary import Row
+from bench.summary import add_option as add_summary_option
+from bench.summary import write as write_summary
 from connectors.mail.compose import Outgoing, compose
 from crm_core.audit import SYSTEM
 from crm_core.campaigns.book import CampaignIn, Campaigns, SegmentIn, Segments
@@ -321,12 +324,39 @@ async def run_backend(
             await context.close()
 
 
-def print_report(figures: Sequence[Figure]) -> None:
+def _bare(figures: Sequence[Figure]) -> dict[str, float]:
+    """Each baseline's mean over its runs before and after the hub's (the machine drifts)."""
     runs: dict[str, list[float]] = {}
     for f in figures:
         if f.backend == "-":
             runs.setdefault(f.label, []).append(f.per_second)
-    bare = {label: sum(values) / len(values) for label, values in runs.items()}  # before and after, averaged
+    return {label: sum(values) / len(values) for label, values in runs.items()}
+
+
+def summary_rows(figures: Sequence[Figure]) -> list[Row]:
+    """The baselines (their means) and each hub figure against its baseline and target."""
+    bare = _bare(figures)
+    rows = [Row("mailing", label, "-", value, _unit(label)) for label, value in bare.items()]
+    for f in figures:
+        if not f.baseline:
+            continue
+        base = bare.get(f.baseline, 0.0)
+        ratio = f.per_second / base if base else 0.0
+        if f.baseline == BARE_LOOP:
+            target, met = ">= 70% of the loop and >= 300/s", ratio >= 0.70 and f.per_second >= 300
+        else:
+            target, met = ">= 60% of bare", ratio >= 0.60
+        rows.append(Row("mailing", f.label, f.backend, f.per_second, _unit(f.label), base, f.baseline, target,
+                        met and not f.problems))  # fmt: skip
+    return rows
+
+
+def _unit(label: str) -> str:
+    return "hits/s" if "pixel" in label else "messages/s"
+
+
+def print_report(figures: Sequence[Figure]) -> None:
+    judged = {(r.figure, r.backend): r for r in summary_rows(figures) if r.baseline is not None}
     alike = [f.per_second for f in figures if f.label.startswith(f"{BARE_SMTP}, ")]
     print(f"\ncores: {os.cpu_count()}   python {sys.version.split()[0]}   load1 {os.getloadavg()[0]:.1f}")
     header = f"{'figure':<48}{'backend':<12}{'units':>8}{'seconds':>9}{'per s':>9}{'of bare':>9}  target"
@@ -334,18 +364,12 @@ def print_report(figures: Sequence[Figure]) -> None:
     print("-" * (len(header) + 20))
     for f in figures:
         share, target = "", ""
-        if f.baseline:
-            base = bare.get(f.baseline, 0.0)
-            ratio = f.per_second / base if base else 0.0
-            share = f"{ratio:.1%}"
-            if f.baseline == BARE_LOOP:
-                met = ratio >= 0.70 and f.per_second >= 300
-                target = f"{'PASS' if met else 'FAIL'} (>= 70% of the loop and >= 300/s)"
-                if alike:
-                    mean = sum(alike) / len(alike)
-                    target += f"; {f.per_second / mean:.1%} of {CONCURRENCY} bare connections"
-            else:
-                target = f"{'PASS' if ratio >= 0.60 else 'FAIL'} (>= 60%)"
+        row = judged.get((f.label, f.backend))
+        if row is not None and row.ratio is not None:
+            share = f"{row.ratio:.1%}"
+            target = f"{'PASS' if row.met else 'FAIL'} ({row.target})"
+            if f.baseline == BARE_LOOP and alike:
+                target += f"; {f.per_second / (sum(alike) / len(alike)):.1%} of {CONCURRENCY} bare connections"
             if f.problems:
                 target = "FAIL (see problems)"
         print(f"{f.label:<48}{f.backend:<12}{f.units:>8,}{f.seconds:>9.2f}{f.per_second:>9,.0f}{share:>9}  {target}")
@@ -369,6 +393,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         help="an admin DSN; a hub_bench_<random> database is created and dropped",
     )
+    add_summary_option(parser)
     return parser.parse_args(argv)
 
 
@@ -402,6 +427,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         await sink.stop()
         await load.stop()
     print_report(figures)
+    write_summary(args.summary, summary_rows(figures))
     for failure in failures:
         print(failure)
     return 1 if failures or any(f.problems for f in figures) else 0
