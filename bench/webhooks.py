@@ -88,6 +88,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bench.child import ChildProcess
 from bench.hub_logs import configure_logs
 from bench.lookup import postgresql_database, sqlite_database
+from bench.summary import Row
+from bench.summary import add_option as add_summary_option
+from bench.summary import write as write_summary
 from crm_core.outbox import Event, OutboxEvent, publish
 from crm_core.subscriptions import Due, Subscriptions, WebhookDelivery
 from hub.config import Settings, WebhookSettings
@@ -662,9 +665,38 @@ def percentile_ms(samples: Sequence[float], q: float) -> float:
     return ordered[min(rank, len(ordered)) - 1] * 1000
 
 
+def best_bare(figures: Sequence[Figure]) -> Figure | None:
+    """The better of the bare passes that finished: what "of bare" is a share of."""
+    return max((f for f in figures if f.backend == "-" and not f.timed_out), key=lambda f: f.per_second, default=None)
+
+
+def share_of_bare(figure: Figure, bare: Figure | None) -> float | None:
+    """The figure's deliveries/s as a share of the better bare pass's; None when it has no ratio."""
+    if bare is None or not bare.per_second or not figure.counts_for_ratio:
+        return None
+    return figure.per_second / bare.per_second
+
+
+def summary_rows(figures: Sequence[Figure]) -> list[Row]:
+    """Each bare pass (a reference), the backlog figure against the better bare pass, the live
+    figure's p50 and p99 latency; no target is set, so no verdict (``met`` None)."""
+    bare = best_bare(figures)
+    rows: list[Row] = []
+    for f in figures:
+        name = f"{f.label}, TIMED OUT" if f.timed_out else f.label
+        if f.backend == "-":
+            rows.append(Row("webhooks", name, "-", f.per_second, "deliveries/s"))
+        elif share_of_bare(f, bare) is not None:
+            assert bare is not None
+            rows.append(Row("webhooks", name, f.backend, f.per_second, "deliveries/s", bare.per_second, bare.label))
+        for q in (50, 99) if f.latencies else ():
+            rows.append(Row("webhooks", f"{name}, p{q}", f.backend, percentile_ms(f.latencies, q), f"ms p{q}"))
+    return rows
+
+
 def print_report(figures: Sequence[Figure], args: argparse.Namespace, warnings: Counter[str]) -> None:
-    bares = [f for f in figures if f.backend == "-" and not f.timed_out]
-    bare = max((f.per_second for f in bares), default=0.0)
+    best = best_bare(figures)
+    bare = best.per_second if best is not None else 0.0
     concurrency = WebhookSettings().concurrency
     print(
         f"\ncores: {os.cpu_count()}   python {sys.version.split()[0]}   aiohttp {aiohttp.__version__}   "
@@ -683,7 +715,8 @@ def print_report(figures: Sequence[Figure], args: argparse.Namespace, warnings: 
     print(header)
     print("-" * len(header))
     for f in figures:
-        share = f"{f.per_second / bare:>9.1%}" if bare and f.counts_for_ratio else f"{'':>9}"
+        ratio = share_of_bare(f, best)
+        share = f"{ratio:>9.1%}" if ratio is not None else f"{'':>9}"
         if f.latencies:
             quantiles = "".join(f"{percentile_ms(f.latencies, q):>8.1f}" for q in (50, 99, 100))
         else:
@@ -755,6 +788,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="an admin DSN; a hub_bench_<random> database is created and dropped",
     )
     parser.add_argument("--seed", type=int, default=1)
+    add_summary_option(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.events, args.timeout = 1000, 120.0
@@ -793,6 +827,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     finally:
         await receiver.stop()
     print_report(figures, args, tally.seen)
+    write_summary(args.summary, summary_rows(figures))
     for failure in failures:
         print(failure)
     if args.profile:

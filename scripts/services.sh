@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Make sure what the tests need is there: PostgreSQL (installed if missing, started if down) and
-# Dovecot's binaries (installed if missing; the tests start private instances themselves).
+# Make sure what the tests need is there: PostgreSQL (installed if missing, started if down),
+# Dovecot's binaries (installed if missing; the tests start private instances themselves) and
+# nginx's (to check the deploy sample).
 set -euo pipefail
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_updated=
@@ -23,6 +24,16 @@ if [ ! -x /usr/sbin/dovecot ]; then
   fi
   as_root systemctl disable --quiet dovecot.service dovecot.socket >/dev/null 2>&1 || true
   as_root update-rc.d dovecot disable >/dev/null 2>&1 || true
+fi
+
+# nginx: only its binary, for `nginx -t` on deploy/nginx/hub.conf (tests/test_deploy.py); the
+# package's own server is stopped and kept from starting at boot.
+if [ ! -x /usr/sbin/nginx ]; then
+  echo "installing nginx (for checking deploy/nginx) ..." >&2
+  apt_install nginx-light
+  as_root /usr/sbin/nginx -s stop >/dev/null 2>&1 || true
+  as_root systemctl disable --quiet nginx.service >/dev/null 2>&1 || true
+  as_root update-rc.d nginx disable >/dev/null 2>&1 || true
 fi
 
 if ! command -v pg_ctlcluster >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 2>/dev/null; then
