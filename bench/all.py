@@ -58,8 +58,12 @@ def print_table(rows: Sequence[Row]) -> None:
         ratio = f"{row.ratio:.1%}" if row.ratio is not None else ""
         verdict = "" if row.met is None else ("PASS " if row.met else "FAIL ") + f"({row.target})"
         figure = row.figure if len(row.figure) <= 50 else row.figure[:49] + "…"
-        print(f"{row.bench:<9}{figure:<52}{row.backend:<11}{row.value:>12,.1f} {row.unit:<12}{ratio:>12}  {verdict}")
-    print("'of baseline': against the baseline the same benchmark measured in the same run (its log names it)")
+        value = f"{row.value:,.1f}" if row.value >= 100 else f"{row.value:.3g}"
+        print(f"{row.bench:<9}{figure:<52}{row.backend:<11}{value:>12} {row.unit:<12}{ratio:>12}  {verdict}")
+    print(
+        "'of baseline': the figure as a share of the speed of the baseline the same benchmark measured in the same "
+        "run (its log names it); for times, the baseline's time over the figure's"
+    )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -58,6 +58,9 @@ from sqlalchemy import func, select
 from bench.child import ChildProcess
 from bench.hub_logs import configure_logs
 from bench.lookup import postgresql_database, sqlite_database
+from bench.summary import Row
+from bench.summary import add_option as add_summary_option
+from bench.summary import write as write_summary
 from connectors.onec.counterparties import VERSIONS_PAGE
 from crm_core.models import Client
 from crm_core.onec.engine import RunReport
@@ -70,6 +73,10 @@ TARGET_INCREMENTAL_SECONDS = 5.0
 CONNECTION = "acc"
 USER, PASSWORD = "Администратор", "секрет"  # Cyrillic, as in the tests: UTF-8 Basic auth on both sides
 CHEAP_COLUMNS = frozenset({"Ref_Key", "DataVersion", "DeletionMark"})
+TARGET = (  # as the report states it
+    f"the incremental sync under {TARGET_INCREMENTAL_SECONDS:g} s, reading only the cheap list "
+    f"({','.join(sorted(CHEAP_COLUMNS))}) and the changed records"
+)
 BARE_WHOLE = "bare paging, whole entries"
 BARE_CHEAP = "bare paging, cheap list"
 _BY_KEY = re.compile(r"Ref_Key eq guid'([0-9A-Fa-f-]{36})'")
@@ -196,7 +203,8 @@ class Figure:
     baseline: str = ""  # the label of the bare figure it is compared with
     hub_cpu: float | None = None
     onec_cpu: float | None = None
-    target: str = ""  # "" when no target speaks of this figure
+    target: str = ""  # the target's column in the report; "" when no target speaks of this figure
+    met: bool | None = None  # what the target's checks found; None when no target speaks of this figure
     reads: Reads | None = None
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -204,6 +212,11 @@ class Figure:
     @property
     def per_second(self) -> float:
         return self.units / self.seconds if self.seconds else 0.0
+
+    @property
+    def verdict(self) -> bool | None:
+        """The report's verdict: the target's checks, and a problem fails the figure too."""
+        return None if self.met is None else self.met and not self.problems
 
 
 async def bare_paging(http: aiohttp.ClientSession, url: str, page: int, columns: Sequence[str] | None) -> Figure:
@@ -301,6 +314,7 @@ def judge_incremental(figure: Figure, report: RunReport, edited: Sequence[str]) 
         misses.append(f"made {reads.kinds[SEARCH]} other filtered reads of the catalogue")
     if changed - read:
         misses.append(f"never read {len(changed - read)} of the {len(changed)} changed records")
+    figure.met = not misses
     figure.target = ("FAIL: " + "; ".join(misses)) if misses else "PASS"
     figure.notes.append(
         f"{len(reads.by_key)} records read by key in {reads.kinds[BY_KEY]} requests "
@@ -360,12 +374,38 @@ async def run_backend(
 # -- the report -------------------------------------------------------------------------------
 
 
-def print_report(figures: Sequence[Figure], args: argparse.Namespace, seeded: dict[str, Any]) -> None:
+def _bare(figures: Sequence[Figure]) -> dict[str, float]:
+    """Each bare loop's counterparties/s, the mean of its runs before and after the syncs (the machine drifts)."""
     runs: dict[str, list[float]] = {}
     for f in figures:
         if f.backend == "-":
             runs.setdefault(f.label.split(" ($top")[0], []).append(f.per_second)
-    bare = {label: sum(values) / len(values) for label, values in runs.items()}  # before and after, averaged
+    return {label: sum(values) / len(values) for label, values in runs.items()}
+
+
+def summary_rows(figures: Sequence[Figure]) -> list[Row]:
+    """The bare loops (their means, counterparties/s); the full sync against whole pages (counterparties/s);
+    the incremental and unchanged syncs in seconds, against the time the cheap list's bare loop takes for as
+    many counterparties (the incremental's floor)."""
+    bare = _bare(figures)
+    rows = [Row("onec", label, "-", value, "counterparties/s") for label, value in bare.items()]
+    for f in figures:
+        if not f.baseline:
+            continue
+        base = bare.get(f.baseline, 0.0)
+        target = TARGET if f.met is not None else ""
+        if f.baseline == BARE_WHOLE:
+            rows.append(Row("onec", f.label, f.backend, f.per_second, "counterparties/s", base, f.baseline, target,
+                            f.verdict))  # fmt: skip
+        else:
+            floor = f.units / base if base else 0.0
+            rows.append(Row("onec", f.label, f.backend, f.seconds, "s", floor, f"{f.baseline}, its time for as many",
+                            target, f.verdict))  # fmt: skip
+    return rows
+
+
+def print_report(figures: Sequence[Figure], args: argparse.Namespace, seeded: dict[str, Any]) -> None:
+    bare = _bare(figures)
     print(
         f"\ncores: {os.cpu_count()}   python {sys.version.split()[0]}   load1 {os.getloadavg()[0]:.1f}   "
         f"1C: {seeded['total']:,} counterparties (seeded in {seeded['seconds']:.1f} s), in a child process"
@@ -381,7 +421,7 @@ def print_report(figures: Sequence[Figure], args: argparse.Namespace, seeded: di
         share = f"{f.per_second / base:.1%}" if f.baseline and base else ""
         hub_cpu = f"{f.hub_cpu:.0%}" if f.hub_cpu is not None else ""
         onec_cpu = f"{f.onec_cpu:.0%}" if f.onec_cpu is not None else ""
-        target = "FAIL (see problems)" if f.problems and f.target == "PASS" else f.target or "-"
+        target = "FAIL (see problems)" if f.problems and f.met else f.target or "-"
         print(
             f"{f.label:<42}{f.backend:<12}{f.units:>9,}{f.seconds:>9.2f}{f.per_second:>9,.0f}{share:>9}"
             f"{hub_cpu:>9}{onec_cpu:>8}  {target}"
@@ -391,8 +431,7 @@ def print_report(figures: Sequence[Figure], args: argparse.Namespace, seeded: di
         "runs before and after the syncs (the full sync against whole pages, the others against the cheap list); "
         "cpu: the process's CPU time over the wall time (100% = one core)"
     )
-    print(f"target: the incremental sync under {TARGET_INCREMENTAL_SECONDS:g} s, reading only the cheap list "
-          f"({','.join(sorted(CHEAP_COLUMNS))}) and the changed records")  # fmt: skip
+    print(f"target: {TARGET}")
 
     synced = [f for f in figures if f.reads is not None]
     print(f"\nrequests each sync made to 1C (recorded by the fake; '{BY_KEY}': requests, and records read in them)")
@@ -429,6 +468,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="an admin DSN; a hub_bench_<random> database is created and dropped",
     )
     parser.add_argument("--profile", metavar="PATH", help="cProfile the incremental sync into PATH.<backend>")
+    add_summary_option(parser)
     args = parser.parse_args(argv)
     if args.count < 1 or not 0 < args.changes <= args.count:
         parser.error("--count must be positive and --changes between 1 and --count")
@@ -473,6 +513,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     finally:
         await onec.stop()
     print_report(figures, args, seeded)
+    write_summary(args.summary, summary_rows(figures))
     if tally.seen:
         print("\nwarnings the hub logged during the runs:")
         for text, count in tally.seen.most_common():
@@ -485,7 +526,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
             pstats.Stats(f"{args.profile}.{backend}", stream=out).sort_stats("cumulative").print_stats(40)
             print(f"\nprofile of the incremental sync on {backend} (this process's main thread, cumulative):")
             print(out.getvalue())
-    failed = failures or any(f.problems or f.target.startswith("FAIL") for f in figures)
+    failed = failures or any(f.problems or f.verdict is False for f in figures)
     return 1 if failed else 0
 
 

@@ -23,8 +23,15 @@ class Row:
     met: bool | None = None  # None: a reference figure, no target
 
     @property
+    def lower_is_better(self) -> bool:
+        return self.unit == "s" or self.unit.startswith("ms")
+
+    @property
     def ratio(self) -> float | None:
-        return self.value / self.baseline if self.baseline else None
+        """The figure as a share of its baseline's speed: for times, the baseline's time over this one."""
+        if not self.baseline or not self.value:
+            return None
+        return self.baseline / self.value if self.lower_is_better else self.value / self.baseline
 
 
 def add_option(parser: argparse.ArgumentParser) -> None:
