@@ -65,6 +65,9 @@ from sqlalchemy import func, select
 from bench.child import ChildProcess
 from bench.hub_logs import configure_logs
 from bench.lookup import postgresql_database, sqlite_database
+from bench.summary import Row
+from bench.summary import add_option as add_summary_option
+from bench.summary import write as write_summary
 from connectors.ami.frames import Frame, FrameReader
 from crm_core.audit import SYSTEM
 from crm_core.client_data import ClientIn
@@ -85,6 +88,10 @@ TARGET_EVENTS_PER_SECOND = 5_000.0
 TARGET_SHARE_OF_BARE = 0.30
 TARGET_POP_P99_MS = 20.0
 JUDGED_CONCURRENCY = 200  # the pop target is stated for this many calls at once
+THROUGHPUT_TARGET = (
+    f">= {TARGET_EVENTS_PER_SECOND:,.0f} events/s and >= {TARGET_SHARE_OF_BARE:.0%} of panoramisk's bare parse rate"
+)
+POP_TARGET = f"p99 < {TARGET_POP_P99_MS:g} ms with {JUDGED_CONCURRENCY} concurrent calls"
 
 PBX = "office"
 EXTENSIONS = ("101", "102", "103", "104", "201", "202")
@@ -570,11 +577,26 @@ def percentile_ms(samples: Sequence[float], q: float) -> float:
     return ordered[min(rank, len(ordered)) - 1] * 1000
 
 
+def pop_ms(run: Run, q: float) -> float:
+    """A latency run's percentile of pop latency in ms; NaN if no pop could be timed."""
+    return percentile_ms(run.latencies, q) if run.latencies else float("nan")
+
+
+def share_of_bare(per_second: float, bare: Rate) -> float:
+    return per_second / bare.per_second
+
+
+def run_label(run: Run) -> str:
+    if run.kind == "throughput":
+        return "end to end, AMI socket -> DB + pops"
+    return f"pop latency, {run.plan.calls} concurrent calls"
+
+
 def throughput_misses(run: Run, bare: Rate) -> list[str]:
     misses = []
     if run.events_per_second < TARGET_EVENTS_PER_SECOND:
         misses.append(f"{run.events_per_second:,.0f} events/s is under {TARGET_EVENTS_PER_SECOND:,.0f}")
-    share = run.events_per_second / bare.per_second
+    share = share_of_bare(run.events_per_second, bare)
     if share < TARGET_SHARE_OF_BARE:
         misses.append(f"{share:.1%} of panoramisk's bare parse rate is under {TARGET_SHARE_OF_BARE:.0%}")
     return misses + _integrity_misses(run)
@@ -584,8 +606,8 @@ def latency_misses(run: Run) -> list[str]:
     misses = []
     if not run.latencies:
         misses.append("no pop could be timed")
-    elif run.plan.calls >= JUDGED_CONCURRENCY and percentile_ms(run.latencies, 99) >= TARGET_POP_P99_MS:
-        misses.append(f"pop p99 {percentile_ms(run.latencies, 99):.1f} ms is not under {TARGET_POP_P99_MS:g} ms")
+    elif run.plan.calls >= JUDGED_CONCURRENCY and pop_ms(run, 99) >= TARGET_POP_P99_MS:
+        misses.append(f"pop p99 {pop_ms(run, 99):.1f} ms is not under {TARGET_POP_P99_MS:g} ms")
     if run.unmatched:
         misses.append(f"{run.unmatched} pops and rings did not pair up (a pop missing, or one too many)")
     if any(x < 0 for x in run.latencies):
@@ -615,6 +637,22 @@ def verdict(run: Run, bare: Rate) -> tuple[str, list[str]]:
     return ("FAIL" if misses else "PASS" if judged else "info"), misses
 
 
+def summary_rows(rates: Sequence[Rate], runs: Sequence[Run]) -> list[Row]:
+    """The reference parse rates, the end-to-end rate against panoramisk's, each latency run's pop p99."""
+    bare = rates[0]
+    rows = [Row("ami", rate.label, "-", rate.per_second, "events/s") for rate in rates]
+    for run in runs:
+        result = verdict(run, bare)[0]
+        met = None if result == "info" else result == "PASS"
+        if run.kind == "throughput":
+            rows.append(Row("ami", run_label(run), run.backend, run.events_per_second, "events/s",
+                            bare.per_second, bare.label, THROUGHPUT_TARGET, met))  # fmt: skip
+        else:
+            target = POP_TARGET if met is not None else ""
+            rows.append(Row("ami", run_label(run), run.backend, pop_ms(run, 99), "ms p99", None, "", target, met))
+    return rows
+
+
 def print_report(rates: Sequence[Rate], runs: Sequence[Run], args: argparse.Namespace, warnings: Counter[str]) -> None:
     bare = rates[0]
     print(
@@ -633,20 +671,17 @@ def print_report(rates: Sequence[Rate], runs: Sequence[Run], args: argparse.Name
         label = rate.label + (" (reference)" if rate is bare else "")
         print(
             f"{label:<38}{'-':<11}{'-':>6}{rate.items:>8}{rate.median_seconds:>9.3f}{rate.per_second:>10,.0f}"
-            f"{rate.per_second / bare.per_second:>9.1%}{blank_latency}{'':>8}{'':>9}{'':>6}  -"
+            f"{share_of_bare(rate.per_second, bare):>9.1%}{blank_latency}{'':>8}{'':>9}{'':>6}  -"
         )
     for run in runs:
         if run.kind == "throughput":
-            label = "end to end, AMI socket -> DB + pops"
-            figures = f"{run.events_per_second:>10,.0f}{run.events_per_second / bare.per_second:>9.1%}"
+            figures = f"{run.events_per_second:>10,.0f}{share_of_bare(run.events_per_second, bare):>9.1%}"
             latency = f"{run.pops:>6}{'':>8}{'':>8}{'':>8}"
         else:
-            label = f"pop latency, {run.plan.calls} concurrent calls"
             figures = f"{'':>10}{'':>9}"
-            quantiles = (percentile_ms(run.latencies, q) if run.latencies else float("nan") for q in (50, 99, 100))
-            latency = f"{run.pops:>6}" + "".join(f"{q:>8.1f}" for q in quantiles)
+            latency = f"{run.pops:>6}" + "".join(f"{pop_ms(run, q):>8.1f}" for q in (50, 99, 100))
         print(
-            f"{label:<38}{run.backend:<11}{run.plan.calls:>6}{run.events:>8}{run.seconds:>9.2f}{figures}{latency}"
+            f"{run_label(run):<38}{run.backend:<11}{run.plan.calls:>6}{run.events:>8}{run.seconds:>9.2f}{figures}{latency}"
             f"{run.hub_cpu:>8.0%}{run.outside_cpu:>9.0%}{run.load1:>6.1f}  {verdict(run, bare)[0]}"
         )
     print(
@@ -666,11 +701,7 @@ def print_report(rates: Sequence[Rate], runs: Sequence[Run], args: argparse.Name
     )
     if args.quick:
         print(f"--quick: a smoke run; replays at {args.speed:g}x compress the latency runs, whose figures are harsher")
-    print(
-        f"\ntargets: end to end >= {TARGET_EVENTS_PER_SECOND:,.0f} events/s and >= {TARGET_SHARE_OF_BARE:.0%} of "
-        f"panoramisk's bare parse rate (applied to every backend); pop p99 < {TARGET_POP_P99_MS:g} ms with "
-        f"{JUDGED_CONCURRENCY} concurrent calls"
-    )
+    print(f"\ntargets: end to end {THROUGHPUT_TARGET} (applied to every backend); pop {POP_TARGET}")
     for run in runs:
         result, misses = verdict(run, bare)
         what = "end to end" if run.kind == "throughput" else f"pops at {run.plan.calls} concurrent calls"
@@ -732,6 +763,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="an admin DSN; a hub_bench_<random> database is created and dropped",
     )
     parser.add_argument("--seed", type=int, default=1)
+    add_summary_option(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.calls, args.concurrency, args.speed, args.rounds, args.timeout = 200, [20, 200], 4.0, 3, 60.0
@@ -759,6 +791,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
             failures.append(f"{backend}: FAIL, the runs stopped: {type(exc).__name__}: {exc}")
             print(failures[-1], flush=True)
     print_report(rates, runs, args, tally.seen)
+    write_summary(args.summary, summary_rows(rates, runs))
     for failure in failures:
         print(failure)
     if args.profile:
