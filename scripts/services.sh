@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure what the tests need is there: PostgreSQL (installed if missing, started if down),
-# Dovecot's binaries (installed if missing; the tests start private instances themselves) and
-# nginx's (to check the deploy sample).
+# Dovecot's binaries (installed if missing; the tests start private instances themselves),
+# nginx's (to check the deploy sample) and Chromium (the page tests).
 set -euo pipefail
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_updated=
@@ -34,6 +34,13 @@ if [ ! -x /usr/sbin/nginx ]; then
   as_root /usr/sbin/nginx -s stop >/dev/null 2>&1 || true
   as_root systemctl disable --quiet nginx.service >/dev/null 2>&1 || true
   as_root update-rc.d nginx disable >/dev/null 2>&1 || true
+fi
+
+# Chromium: Debian's, driven by Playwright in the page tests (tests/browser.py); never
+# `playwright install`, which downloads a browser of its own.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing Chromium (for the page tests) ..." >&2
+  apt_install chromium
 fi
 
 if ! command -v pg_ctlcluster >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 2>/dev/null; then
