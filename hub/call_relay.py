@@ -72,6 +72,8 @@ class CallRelay:
                     session.expunge(user)  # kept as read: the reading session's rollback would expire it
             if user is None:
                 raise NoPbx("the asking user no longer exists")
+            if not self.telephony.follows(request["pbx"]):  # lost it meanwhile: never relayed a second time
+                raise AmiNotConnected(request["pbx"], "this node stopped following the PBX; try again")
             placed = await self.telephony.click_to_call(
                 user, request["number"], pbx=request["pbx"], client_id=request["client_id"],
                 contact_id=request["contact_id"],

@@ -41,15 +41,10 @@ class HubContext:
             await engine.dispose()
             raise DatabaseNotReady("the database schema is not at the current version: run `hub db upgrade` first")
         listeners: list[Callable[[], None]] = []
-
-        def published() -> None:
-            for listener in listeners:
-                listener()
-
         return cls(
             settings=settings,
             engine=engine,
-            sessions=make_sessionmaker(engine, on_publish=published),
+            sessions=make_sessionmaker(engine, on_publish=lambda: _wake(listeners)),
             rules=MatchRules(
                 region=settings.default_region,
                 suffix_digits=settings.phone_suffix_digits,
@@ -62,8 +57,7 @@ class HubContext:
     def published(self) -> None:
         """Outbox events were committed by another process (the tracking recorder): wake
         whatever delivers them, as a commit of this process's sessions does."""
-        for listener in self.publish_listeners:
-            listener()
+        _wake(self.publish_listeners)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -87,3 +81,8 @@ class HubContext:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def _wake(listeners: list[Callable[[], None]]) -> None:
+    for listener in listeners:
+        listener()

@@ -25,6 +25,7 @@ from hub.hit_recorder import HitRecorder
 log = logging.getLogger("hub.tracking")
 FLUSH_EVERY = 0.1  # seconds a hit may wait for others before its batch is handed over
 MAX_LAG = 0.3  # seconds the oldest waiting hit may wait before new requests wait for the recorder
+STALLED = 1.0  # seconds an answer waits for the recorder at most: then it is answered anyway
 MAX_WAITING = 200_000  # hits kept while the database is away; older ones are dropped beyond that
 
 
@@ -48,7 +49,10 @@ class HitLog:
     async def admit(self, hit: PendingHit) -> None:
         """Take a hit; returns at once, unless the recorder has fallen behind (see the module)."""
         while self._waiting and not self._failing and time.monotonic() - self._since > MAX_LAG:
-            await self._stored.wait()
+            try:
+                await asyncio.wait_for(self._stored.wait(), STALLED)
+            except TimeoutError:  # a database that hangs rather than fails: answer, as when it is away
+                break
         self.add(hit)
 
     def add(self, hit: PendingHit) -> None:

@@ -51,19 +51,12 @@ class LeaseKeeper:
         self._valid_until = 0.0  # monotonic: until when the last successful claim holds
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
+        self._stopping = False
 
     def add(self, name: str, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]) -> None:
         """A job to run while this node holds lease ``name``; claimed at the next round."""
         self._jobs[name] = Job(name, start, stop)
         self._changed.set()
-
-    async def remove(self, name: str) -> None:
-        """A job no longer wanted (a campaign finished): stopped if running, its lease given back."""
-        job = self._jobs.pop(name, None)
-        if job is not None and job.running:
-            await self._stop_job(job)
-        async with self.context.transaction() as session:
-            await Leases(session).release([name], self.node)
 
     @property
     def jobs(self) -> list[str]:
@@ -80,14 +73,15 @@ class LeaseKeeper:
         self._task = asyncio.create_task(self._run(), name="leases")
 
     async def stop(self) -> None:
-        """Stop every job, then give their leases back."""
+        """Stop every job (all at once, while the renewals go on: draining one must not let
+        another's lease run out), then stop renewing and give the leases back."""
+        self._stopping = True
+        held = [job for job in self._jobs.values() if job.running]
+        await asyncio.gather(*(self._stop_job(job) for job in held))
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        held = [job for job in self._jobs.values() if job.running]
-        for job in held:
-            await self._stop_job(job)
         try:
             async with self.context.transaction() as session:
                 await Leases(session).release([job.name for job in held], self.node)
@@ -109,33 +103,37 @@ class LeaseKeeper:
         """No claim succeeded for ``TTL - MARGIN``: the leases may be another node's soon."""
         if time.monotonic() < self._valid_until:
             return
-        for job in self._jobs.values():
-            if job.running:
-                log.error("leases not renewed in time; job stopping", extra={"fields": {"lease": job.name}})
-                await self._stop_job(job)
+        running = [job for job in self._jobs.values() if job.running]
+        for job in running:
+            log.error("leases not renewed in time; job stopping", extra={"fields": {"lease": job.name}})
+        await asyncio.gather(*(self._stop_job(job) for job in running))
 
     async def _round(self) -> None:
         asked = time.monotonic()
+        limit = RENEW_EVERY  # a claim that hangs must not outlast what this node still holds
+        if any(job.running for job in self._jobs.values()):
+            limit = max(0.05, min(limit, self._valid_until - asked))
         try:
-            async with asyncio.timeout(RENEW_EVERY), self.context.transaction() as session:
+            async with asyncio.timeout(limit), self.context.transaction() as session:
                 held = await Leases(session).claim(list(self._jobs), self.node, TTL)
         except Exception:
             log.exception("leases could not be renewed", extra={"fields": {"node": self.node}})
             await self._expire()
             return
         self._valid_until = asked + TTL - MARGIN
+        lost = [job for job in self._jobs.values() if job.name not in held and job.running]
+        for job in lost:
+            log.warning("lease lost to another node; job stopping", extra={"fields": {"lease": job.name}})
+        await asyncio.gather(*(self._stop_job(job) for job in lost))
         for job in list(self._jobs.values()):
-            if job.name in held and not job.running:
+            if job.name in held and not job.running and not self._stopping:
                 log.info("lease taken; job starting", extra={"fields": {"lease": job.name, "node": self.node}})
                 job.running = True
                 try:
                     await job.start()
                 except Exception:
-                    log.exception("job did not start", extra={"fields": {"lease": job.name}})
+                    log.exception("job did not start; tried again next round", extra={"fields": {"lease": job.name}})
                     job.running = False
-            elif job.name not in held and job.running:
-                log.warning("lease lost to another node; job stopping", extra={"fields": {"lease": job.name}})
-                await self._stop_job(job)
 
     async def _stop_job(self, job: Job) -> None:
         job.running = False

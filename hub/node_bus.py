@@ -39,7 +39,6 @@ class TooLarge(ValueError):
 class NodeBus:
     def __init__(self, context: HubContext) -> None:
         self.context = context
-        self.listening = False
         self._handlers: dict[str, Handler] = {}
         self._received: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -76,16 +75,18 @@ class NodeBus:
         while True:
             try:
                 conn = await asyncpg.connect(url)
-            except (OSError, asyncpg.PostgresError) as exc:
+            except Exception as exc:  # whatever it is, this node must keep trying to hear the others
                 log.warning("cannot listen to the other nodes; retrying", extra={"fields": {"error": str(exc)}})
                 ready.set()
                 await asyncio.sleep(backoff.next_delay())
                 continue
-            backoff.reset()
             try:
                 await self._session(conn, ready)
+                backoff.reset()
+            except Exception:
+                log.exception("listening to the other nodes failed; reconnecting")
+                await asyncio.sleep(backoff.next_delay())
             finally:
-                self.listening = False
                 with contextlib.suppress(Exception):
                     await conn.close(timeout=2)
 
@@ -95,7 +96,6 @@ class NodeBus:
         conn.add_termination_listener(lambda _conn: lost.set())
         for channel in self._handlers:
             await conn.add_listener(channel, lambda _conn, _pid, ch, payload: self._received.put_nowait((ch, payload)))
-        self.listening = True
         ready.set()
         log.info("listening to the other nodes", extra={"fields": {"channels": ",".join(self._handlers)}})
         while not lost.is_set():

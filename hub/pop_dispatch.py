@@ -99,13 +99,19 @@ class PopDispatcher:
         if to_look_up:
             messages.update(await self._look_up(list(to_look_up.values())))
         for op in batch:
-            if isinstance(op, PopRequest):
-                message = {**messages[op.key], "extension": op.extension, "moment": op.moment}
-                await self.pops.pop(op.key, op.extension, message)
-            elif op.extensions is None:
-                await self.pops.withdraw_all(op.key, op.reason)
-            else:
-                await self.pops.withdraw(op.key, op.extensions, op.reason, op.by)
+            try:
+                await self._send(op, messages)
+            except Exception:  # relayed to other nodes, one may fail: the withdrawals after it must not
+                log.exception("screen-pop not sent", extra={"fields": {"call": str(op.key)}})
+
+    async def _send(self, op: Operation, messages: dict[CallKey, dict[str, Any]]) -> None:
+        if isinstance(op, PopRequest):
+            message = {**messages[op.key], "extension": op.extension, "moment": op.moment}
+            await self.pops.pop(op.key, op.extension, message)
+        elif op.extensions is None:
+            await self.pops.withdraw_all(op.key, op.reason)
+        else:
+            await self.pops.withdraw(op.key, op.extensions, op.reason, op.by)
 
     async def _look_up(self, requests: Sequence[PopRequest]) -> dict[CallKey, dict[str, Any]]:
         try:

@@ -64,9 +64,7 @@ async def serve(settings: Settings) -> None:
     runner: web.AppRunner | None = None
     telephony: Telephony | None = None
     mail: Mail | None = None
-    webhooks: Dispatcher | None = None
     campaigns: CampaignSender | None = None
-    bounces: BounceMailbox | None = None
     onec: OnecSync | None = None
     bus: NodeBus | None = None
     leases: LeaseKeeper | None = None

@@ -26,7 +26,7 @@ def forwarded_middleware(trusted: Sequence[Network]) -> Middleware:
 
     @web.middleware
     async def forwarded(request: web.Request, handler: Handler) -> web.StreamResponse:
-        chain = request.headers.get("X-Forwarded-For")
+        chain = ",".join(request.headers.getall("X-Forwarded-For", ()))  # a proxy may add a line of its own
         if chain and request.remote and is_trusted(request.remote):
             client = request.remote
             for hop in reversed([h.strip() for h in chain.split(",") if h.strip()]):
