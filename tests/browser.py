@@ -42,7 +42,21 @@ async def logged_in(browser: Browser, base_url: str, username: str, password: st
     return page
 
 
+# Elements wider than the window, or reaching past its right edge: what a broken layout at
+# 1366x768 looks like (a horizontal scrollbar, a cut-off button, a table pushing the page wide).
+_OVERFLOWING = (Path(__file__).parent / "overflowing.js").read_text()
+
+
+async def check_layout(page: Page) -> None:
+    """Nothing sticks out of the 1366-pixel window: the page does not scroll sideways and every
+    element (outside a box that scrolls on its own) ends inside it."""
+    overflowing = await page.evaluate(_OVERFLOWING)
+    assert not overflowing, f"{page.url}: layout broken at {VIEWPORT['width']}px: {overflowing}"
+
+
 async def screenshot(page: Page, name: str) -> Path:
+    """Saves the whole page, after checking that its layout holds at 1366x768."""
+    await check_layout(page)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.png"
     await page.screenshot(path=str(path), full_page=True)

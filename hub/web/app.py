@@ -26,6 +26,7 @@ from hub.web import (
     calls,
     campaigns_api,
     clients,
+    connections_api,
     hooks_api,
     login,
     messages,
@@ -59,6 +60,7 @@ API_MODULES = (
     webhooks_api,
     hooks_api,
     audit_log,
+    connections_api,
 )
 STATIC = Path(__file__).parent / "static"
 

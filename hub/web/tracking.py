@@ -20,7 +20,7 @@ from crm_core.campaigns.tokens import Purpose, read_token
 from crm_core.campaigns.tracking import PendingHit, Tracking, UnsubscribeMethod, Visit
 from crm_core.models import utcnow
 from hub.hit_log import HitLog
-from hub.web.pages import render_public
+from hub.web.pages.core import render_public
 from hub.web.state import CONTEXT
 
 log = logging.getLogger("hub.tracking")

@@ -3,7 +3,7 @@
   "use strict";
   const list = document.getElementById("pops");
   const state = document.getElementById("state");
-  const t = JSON.parse(document.getElementById("texts").textContent);
+  const t = window.hub.t.op;
 
   function el(tag, cls, text) {
     const node = document.createElement(tag);
