@@ -6,7 +6,7 @@ this module imports them all.
 
 from __future__ import annotations
 
-from crm_core import inbound_hooks, leases, models, outbox, subscriptions, sync_requests
+from crm_core import client_notes, inbound_hooks, leases, models, outbox, subscriptions, sync_requests
 from crm_core.campaigns import models as campaign_models
 from crm_core.mail import models as mail_models
 from crm_core.onec import models as onec_models
@@ -15,6 +15,7 @@ metadata = models.Base.metadata
 
 __all__ = [
     "campaign_models",
+    "client_notes",
     "inbound_hooks",
     "leases",
     "mail_models",

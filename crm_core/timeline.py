@@ -13,6 +13,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.campaigns.history import mailings
+from crm_core.client_notes import notes
 from crm_core.mail.models import MailLink, MailMessage
 from crm_core.models import AuditEntry, Call
 from crm_core.telephony.call_log import call_to_dict
@@ -95,7 +96,7 @@ async def emails(session: AsyncSession, client_id: int, before: datetime | None,
     ]
 
 
-SOURCES: list[Source] = [card_changes, calls, emails, mailings]
+SOURCES: list[Source] = [card_changes, notes, calls, emails, mailings]
 
 
 async def client_timeline(

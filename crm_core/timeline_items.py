@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 @dataclass(frozen=True, slots=True)
 class TimelineItem:
     at: datetime
-    kind: str  # "card", "call", "email", "mailing"; later "onec"
+    kind: str  # "card", "note", "call", "email", "mailing", "onec"
     id: str
     title: str
     data: dict[str, Any] = field(default_factory=dict)

@@ -53,6 +53,11 @@ class PbxSettings(BaseModel):
     originate_context: str = "from-internal"
     dial_format: Literal["digits", "e164", "national"] = "digits"
     originate_timeout_seconds: int = Field(30, ge=5, le=300)
+    # Call recordings (MixMonitor): the PBX reports each file's path under recordings_path; the
+    # hub reads them from recordings_dir, where that directory is mounted here (NFS, sshfs, a
+    # volume).  Unset: recordings are listed on the call but cannot be played from the card.
+    recordings_path: str = "/var/spool/asterisk/monitor"
+    recordings_dir: Path | None = None
     # Keepalive and reconnection: a Ping every ping_interval; no answer within ping_timeout
     # means a dead peer; reconnects back off from reconnect_min to reconnect_max (with jitter).
     ping_interval_seconds: float = Field(5.0, gt=0)

@@ -32,6 +32,7 @@ TABLES = {
     "campaigns",
     "client_tags",
     "clients",
+    "client_notes",
     "contacts",
     "emails",
     "inbound_hooks",

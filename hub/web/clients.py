@@ -10,10 +10,12 @@ from aiohttp import web
 from crm_core import audit
 from crm_core.client_csv import export_clients_csv, import_clients
 from crm_core.client_data import ClientIn, client_to_dict
+from crm_core.client_notes import ClientNotes
 from crm_core.clients import ClientBook, ClientQuery, Lookup
 from crm_core.models import Role
 from crm_core.timeline import client_timeline
 from hub.onec import document_items
+from hub.web.card_schemas import NoteIn, NoteOut
 from hub.web.endpoints import ALL_ROLES, Api, actor_of, json_response, page_response, session_of
 from hub.web.schemas import (
     ClientOut,
@@ -150,6 +152,31 @@ async def timeline(request: web.Request, query: TimelineQuery) -> web.Response:
         )[: query.limit]
     next_before = items[-1].at.isoformat() if len(items) == query.limit else None
     return json_response({"items": [i.as_dict() for i in items], "next_before": next_before})
+
+
+@api.route(
+    "POST",
+    CLIENT + "/notes",
+    summary="Write a note on the card (shown in its timeline)",
+    roles=EDITORS,
+    tag="clients",
+    body=NoteIn,
+    response=NoteOut,
+    response_status=201,
+    errors=(404, 422),
+)
+async def add_note(request: web.Request, body: NoteIn) -> web.Response:
+    note = await ClientNotes(session_of(request)).add(_client_id(request), body.text, actor_of(request))
+    return json_response(
+        {
+            "id": note.id,
+            "client_id": note.client_id,
+            "text": note.text,
+            "author": note.author,
+            "created_at": note.created_at.isoformat(),
+        },
+        status=201,
+    )
 
 
 @api.route(
