@@ -10,6 +10,7 @@ from crm_core import client_notes, inbound_hooks, leases, models, outbox, subscr
 from crm_core.campaigns import models as campaign_models
 from crm_core.mail import models as mail_models
 from crm_core.onec import models as onec_models
+from crm_core.telephony import live_notes
 
 metadata = models.Base.metadata
 
@@ -18,6 +19,7 @@ __all__ = [
     "client_notes",
     "inbound_hooks",
     "leases",
+    "live_notes",
     "mail_models",
     "metadata",
     "models",

@@ -37,6 +37,7 @@ TABLES = {
     "emails",
     "inbound_hooks",
     "leases",
+    "live_call_notes",
     "mail_attachments",
     "mail_checkpoints",
     "mail_copies",

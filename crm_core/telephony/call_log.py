@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, insert, or_, update
+from sqlalchemy import String, and_, bindparam, cast, exists, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,10 +20,11 @@ from crm_core import audit
 from crm_core.audit import Actor
 from crm_core.clients import ClientBook, MatchRules
 from crm_core.errors import NotFound
-from crm_core.models import Call, CallRing, utcnow
+from crm_core.models import Call, CallRing, Client, utcnow
 from crm_core.outbox import Event, publish
 from crm_core.paging import Page, fetch_page
 from crm_core.telephony.events import Answered, CallKey, CallRecord, Ringing
+from crm_core.telephony.live_notes import merge_live_notes
 
 Owner = tuple[int | None, int | None]  # (client id, contact id) a call is filed under
 
@@ -40,6 +41,25 @@ class CallQuery:
     open_missed: bool = False  # missed and not yet called back
     page: int = 1
     per_page: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class MissedQuery:
+    open_only: bool = True  # only callers nobody has called back (or who got through) since
+    queue: str | None = None
+    since: datetime | None = None
+    page: int = 1
+    per_page: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class MissedCaller:
+    """One caller to call back: their latest missed call and how many times they tried."""
+
+    call: Call
+    tries: int
+    first_at: datetime | None
+    client_name: str | None  # the card the call is filed under, if any
 
 
 def outside_number(record: CallRecord) -> str | None:
@@ -137,6 +157,7 @@ class CallLog:
             _insert_new(self.session).returning(Call.id, Call.pbx, Call.linkedid), rows
         )
         ids = {CallKey(pbx, linkedid): call_id for call_id, pbx, linkedid in inserted}
+        await merge_live_notes(self.session, ids)  # what operators wrote while the calls lasted
         connection = await self.session.connection()
         rings = [
             {"call_id": ids[key], "extension": extension, "seq": seq}
@@ -232,6 +253,43 @@ class CallLog:
             query.page,
             query.per_page,
         )
+
+    async def missed_callers(self, query: MissedQuery) -> Page[MissedCaller]:
+        """Missed calls one line per number, newest first: the operator calls a person back
+        once, not once per attempt.  A call without a number (withheld) is a line of its own."""
+        conditions: list[Any] = [Call.status == "missed"]
+        if query.open_only:
+            conditions.append(Call.called_back_at.is_(None))
+        if query.queue:
+            conditions.append(Call.queue == query.queue)
+        if query.since is not None:
+            conditions.append(Call.started_at >= query.since)
+        caller = func.coalesce(Call.number, literal("#") + cast(Call.id, String))
+        ranked = (
+            select(
+                Call.id,
+                func.row_number()
+                .over(partition_by=caller, order_by=(Call.started_at.desc(), Call.id.desc()))
+                .label("rank"),
+                func.count().over(partition_by=caller).label("tries"),
+                func.min(Call.started_at).over(partition_by=caller).label("first_at"),
+            )
+            .where(*conditions)
+            .subquery()
+        )
+        latest = ranked.c.rank == 1
+        total = await self.session.scalar(select(func.count()).select_from(ranked).where(latest))
+        rows = await self.session.execute(
+            select(Call, ranked.c.tries, ranked.c.first_at, Client.name)
+            .join(ranked, ranked.c.id == Call.id)
+            .outerjoin(Client, Client.id == Call.client_id)
+            .where(latest)
+            .order_by(Call.started_at.desc(), Call.id.desc())
+            .offset((query.page - 1) * query.per_page)
+            .limit(query.per_page)
+        )
+        items = [MissedCaller(call, tries, first_at, name) for call, tries, first_at, name in rows]
+        return Page(items, int(total or 0), query.page, query.per_page)
 
     async def recent_for_client(self, client_id: int, limit: int = 5) -> list[Call]:
         return (await self.search(CallQuery(client_id=client_id, per_page=limit))).items

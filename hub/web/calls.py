@@ -9,10 +9,22 @@ from crm_core import phones
 from crm_core.clients import ClientBook
 from crm_core.errors import InvalidInput
 from crm_core.models import Role
-from crm_core.telephony.call_log import CallLog, CallQuery, call_to_dict
+from crm_core.telephony.call_log import CallLog, CallQuery, MissedCaller, MissedQuery, call_to_dict
+from crm_core.telephony.events import CallKey
+from crm_core.telephony.live_notes import write_live_note
 from hub.telephony import NoPbx, PbxElsewhere
 from hub.web.endpoints import ALL_ROLES, Api, ApiError, actor_of, current_user, json_response, page_response, session_of
-from hub.web.schemas import CallNotes, CallOut, CallPageOut, CallSearch, OriginateIn, OriginateOut
+from hub.web.schemas import (
+    CallNotes,
+    CallOut,
+    CallPageOut,
+    CallSearch,
+    LiveNoteOut,
+    MissedPageOut,
+    MissedSearch,
+    OriginateIn,
+    OriginateOut,
+)
 from hub.web.state import CONTEXT, TELEPHONY
 
 api = Api()
@@ -58,6 +70,44 @@ async def read_call(request: web.Request) -> web.Response:
 async def note_call(request: web.Request, body: CallNotes) -> web.Response:
     call = await _log(request).set_notes(int(request.match_info["id"]), body.notes, actor_of(request))
     return json_response(call_to_dict(call))
+
+
+@api.route(
+    "PUT",
+    r"/api/calls/live/{pbx}/{linkedid}/notes",
+    summary="Write the operator's notes on a call in progress (kept until its log row is written)",
+    roles=CALLERS,
+    tag="calls",
+    body=CallNotes,
+    response=LiveNoteOut,
+)
+async def note_live_call(request: web.Request, body: CallNotes) -> web.Response:
+    key = CallKey(request.match_info["pbx"], request.match_info["linkedid"])
+    call_id = await write_live_note(session_of(request), key, body.notes, actor_of(request))
+    return json_response({"pbx": key.pbx, "linkedid": key.linkedid, "notes": body.notes, "call_id": call_id})
+
+
+@api.route(
+    "GET",
+    "/api/calls/missed",
+    summary="Missed calls to call back, one line per number with how many times it tried",
+    roles=ALL_ROLES,
+    tag="calls",
+    query=MissedSearch,
+    response=MissedPageOut,
+)
+async def missed_callers(request: web.Request, query: MissedSearch) -> web.Response:
+    return page_response(await _log(request).missed_callers(MissedQuery(**query.model_dump())), _missed_to_dict)
+
+
+def _missed_to_dict(missed: MissedCaller) -> dict[str, object]:
+    first = missed.first_at.isoformat() if missed.first_at else None
+    return {
+        "call": call_to_dict(missed.call),
+        "tries": missed.tries,
+        "first_at": first,
+        "client_name": missed.client_name,
+    }
 
 
 @api.route(

@@ -299,6 +299,35 @@ class CallNotes(_In):
     notes: str = Field(max_length=20_000)
 
 
+class LiveNoteOut(_Out):
+    pbx: str
+    linkedid: str
+    notes: str
+    call_id: int | None = Field(description="The call's log row, once written; null while the call lasts")
+
+
+class MissedSearch(_In):
+    open_only: bool = Field(True, description="Only callers not called back (nor got through) since")
+    queue: str | None = None
+    since: datetime | None = None
+    page: int = Field(1, ge=1)
+    per_page: int = Field(50, ge=1, le=200)
+
+
+class MissedCallerOut(_Out):
+    call: CallOut = Field(description="The caller's latest missed call")
+    tries: int = Field(description="Missed calls from this number (within the filter)")
+    first_at: datetime | None
+    client_name: str | None = Field(description="The card the call is filed under")
+
+
+class MissedPageOut(_Out):
+    items: list[MissedCallerOut]
+    total: int
+    page: int
+    per_page: int
+
+
 class OriginateIn(_In):
     number: str | None = Field(None, description="Any format; read in the hub's default region")
     client_id: int | None = Field(None, description="Call this client's first phone (or the number given)")
