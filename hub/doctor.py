@@ -11,18 +11,26 @@ checks run at once, each within ``TIMEOUT``; nothing is sent, filed or changed.
 from __future__ import annotations
 
 import asyncio
+import socket
+import ssl
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, Literal
 
 import aiohttp
 from sqlalchemy import select, text
 
 from connectors.ami import AmiConnector
+from connectors.ami.errors import AmiLoginRejected, AmiNotConnected
 from connectors.imap.client import ImapSession
+from connectors.imap.errors import ImapLoginRejected, ImapNotConnected
 from connectors.onec.client import OdataClient
+from connectors.onec.errors import OnecLoginRejected, OnecUnavailable
 from connectors.onec.settings import OnecConnection
+from connectors.smtp import SmtpSettings as SmtpConnection
+from connectors.smtp.errors import SmtpAuthenticationFailed, SmtpSecurityFailure
 from connectors.smtp.sender import SmtpSender
 from crm_core import migrate
 from crm_core.db import make_engine, make_sessionmaker
@@ -35,50 +43,139 @@ from hub.telephony import connector_settings
 
 TIMEOUT = 10.0  # seconds each check may take
 
+# Why a check failed, in a word a page can put in plain language.
+Reason = Literal["", "timeout", "login_rejected", "refused", "unknown_host", "tls", "unreachable", "error"]
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
     item: str
     ok: bool
     detail: str
+    reason: Reason = ""
 
     def line(self) -> str:
         return f"{'ok  ' if self.ok else 'FAIL'}  {self.item:<32} {self.detail}"
 
 
+@dataclass(frozen=True)
+class Item:
+    """One thing the hub is wired to, and its check: ``hub doctor`` runs them all, the
+    connections page one at a time.  ``shown`` and ``section`` describe it without secrets."""
+
+    kind: str  # pbx, mailbox, mailbox_smtp, bounce_mailbox, bounce_smtp, campaign_smtp, onec, webhook
+    name: str
+    label: str  # how ``hub doctor`` names it: "pbx office", "imap sales", ...
+    section: str  # where it is configured: the TOML table, or the database for a webhook
+    env: str  # the HUB_* prefix of its environment variables ("" for a webhook)
+    shown: dict[str, Any]
+    check: Callable[[], Awaitable[str]]  # makes a fresh check each time it is called
+
+
+def configured(settings: Settings) -> list[Item]:
+    """Every item of the settings (webhook targets live in the database: see ``webhook``)."""
+    items: list[Item] = []
+    for index, pbx in enumerate(settings.pbx):
+        items.append(_pbx_item(pbx, index))
+    for index, mailbox in enumerate(settings.mailbox):
+        table = f'[[mailbox]] name = "{mailbox.name}"'
+        sections = (table, f"[mailbox.smtp] of {table}")
+        items.extend(_mailbox_items(mailbox, ("mailbox", "mailbox_smtp"), sections, f"HUB_MAILBOX__{index}__"))
+    bounce = settings.campaigns.bounce_mailbox
+    if bounce is not None:
+        sections = ("[campaigns.bounce_mailbox]", "[campaigns.bounce_mailbox.smtp]")
+        items.extend(
+            _mailbox_items(bounce, ("bounce_mailbox", "bounce_smtp"), sections, "HUB_CAMPAIGNS__BOUNCE_MAILBOX__")
+        )
+    if settings.campaigns.smtp is not None:
+        smtp = campaign_smtp_settings(settings.campaigns.smtp)
+        items.append(
+            Item("campaign_smtp", "campaigns", "smtp campaigns", "[campaigns.smtp]", "HUB_CAMPAIGNS__SMTP__",
+                 _smtp_shown(smtp), partial(_smtp, smtp))
+        )  # fmt: skip
+    for index, onec in enumerate(settings.onec):
+        connection = connection_of(onec)
+        shown = {"url": onec.url, "user": onec.user, "kind": onec.kind, "interval_minutes": onec.interval_minutes}
+        items.append(
+            Item("onec", onec.name, f"1c {onec.name}", f'[[onec]] name = "{onec.name}"', f"HUB_ONEC__{index}__",
+                 shown, partial(_onec, connection))
+        )  # fmt: skip
+    return items
+
+
+def webhook(url: str, name: str | None = None, **shown: Any) -> Item:
+    """A webhook target; ``name`` is the subscription's id where one is meant, else the URL."""
+    return Item("webhook", name or url, f"webhook {url}", "database", "", {"url": url, **shown}, partial(_webhook, url))
+
+
 async def examine(settings: Settings) -> list[Verdict]:
     """Every item's verdict, the database's first."""
     database, targets = await _database(settings)
-    checks: list[tuple[str, Awaitable[str]]] = []
-    for pbx in settings.pbx:
-        checks.append((f"pbx {pbx.name}", _pbx(pbx)))
-    mailboxes = list(settings.mailbox)
-    if settings.campaigns.bounce_mailbox is not None:
-        mailboxes.append(settings.campaigns.bounce_mailbox)
-    for mailbox in mailboxes:
-        checks.append((f"imap {mailbox.name}", _imap(mailbox)))
-        smtp = smtp_settings(mailbox)
-        if smtp is not None:
-            checks.append((f"smtp {mailbox.name}", SmtpSender(smtp).check()))
-    if settings.campaigns.smtp is not None:
-        checks.append(("smtp campaigns", SmtpSender(campaign_smtp_settings(settings.campaigns.smtp)).check()))
-    for onec in settings.onec:
-        checks.append((f"1c {onec.name}", _onec(connection_of(onec))))
-    for target in targets:
-        checks.append((f"webhook {target}", _webhook(target)))
-    found = await asyncio.gather(*(_verdict(item, check) for item, check in checks))
+    items = [*configured(settings), *(webhook(target) for target in targets)]
+    found = await asyncio.gather(*(run(item) for item in items))
     return [database, *found]
 
 
-async def _verdict(item: str, check: Awaitable[str]) -> Verdict:
+async def run(item: Item) -> Verdict:
+    """One item's verdict, within ``TIMEOUT``; never raises."""
     started = time.monotonic()
     try:
-        detail = await asyncio.wait_for(check, TIMEOUT)
+        detail = await asyncio.wait_for(item.check(), TIMEOUT)
     except TimeoutError:
-        return Verdict(item, False, f"no answer within {TIMEOUT:g} s")
+        return Verdict(item.label, False, f"no answer within {TIMEOUT:g} s", "timeout")
     except Exception as exc:
-        return Verdict(item, False, f"{type(exc).__name__}: {exc}")
-    return Verdict(item, True, f"{detail} ({(time.monotonic() - started) * 1000:.0f} ms)")
+        return Verdict(item.label, False, f"{type(exc).__name__}: {exc}", _reason(exc))
+    return Verdict(item.label, True, f"{detail} ({(time.monotonic() - started) * 1000:.0f} ms)")
+
+
+def _reason(exc: BaseException) -> Reason:
+    """The failure's kind, looking through the exceptions it was raised from."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (AmiLoginRejected, ImapLoginRejected, SmtpAuthenticationFailed, OnecLoginRejected)):
+            return "login_rejected"
+        if isinstance(seen, (SmtpSecurityFailure, ssl.SSLError)):
+            return "tls"
+        if isinstance(seen, TimeoutError):
+            return "timeout"
+        if isinstance(seen, ConnectionRefusedError):
+            return "refused"
+        if isinstance(seen, socket.gaierror):
+            return "unknown_host"
+        if isinstance(seen, aiohttp.ClientConnectorError):
+            return _reason(seen.os_error)
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(exc, (OSError, AmiNotConnected, ImapNotConnected, OnecUnavailable)):
+        return "unreachable"
+    return "error"
+
+
+def _pbx_item(pbx: PbxSettings, index: int) -> Item:
+    shown = {"host": pbx.host, "port": pbx.port, "username": pbx.username, "region": pbx.region,
+             "operator_channel": pbx.operator_channel, "originate_context": pbx.originate_context}  # fmt: skip
+    return Item(
+        "pbx", pbx.name, f"pbx {pbx.name}", f'[[pbx]] name = "{pbx.name}"', f"HUB_PBX__{index}__", shown,
+        partial(_pbx, pbx),
+    )  # fmt: skip
+
+
+def _mailbox_items(mailbox: MailboxSettings, kinds: tuple[str, str], sections: tuple[str, str], env: str) -> list[Item]:
+    """The mailbox's IMAP login, and its SMTP server's when it has one."""
+    imap = imap_settings(mailbox)
+    shown = {"address": mailbox.address, "host": imap.host, "port": imap.port, "security": imap.security,
+             "username": imap.username, "folders": list(imap.folders) or ["INBOX"]}  # fmt: skip
+    items = [Item(kinds[0], mailbox.name, f"imap {mailbox.name}", sections[0], env, shown, partial(_imap, mailbox))]
+    smtp = smtp_settings(mailbox)
+    if smtp is not None:
+        items.append(
+            Item(kinds[1], mailbox.name, f"smtp {mailbox.name}", sections[1], env + "SMTP__", _smtp_shown(smtp),
+                 partial(_smtp, smtp))
+        )  # fmt: skip
+    return items
+
+
+def _smtp_shown(smtp: SmtpConnection) -> dict[str, Any]:
+    return {"host": smtp.host, "port": smtp.port, "security": smtp.security, "username": smtp.username}
 
 
 async def _database(settings: Settings) -> tuple[Verdict, list[str]]:
@@ -126,6 +223,10 @@ async def _pbx(pbx: PbxSettings) -> str:
         await connector.stop()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def _smtp(settings: SmtpConnection) -> str:
+    return await SmtpSender(settings).check()
 
 
 async def _imap(mailbox: MailboxSettings) -> str:

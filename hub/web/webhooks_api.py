@@ -6,11 +6,12 @@ from typing import Any
 
 from aiohttp import web
 
+from crm_core import audit
 from crm_core.errors import InvalidInput
 from crm_core.models import Role
 from crm_core.outbox import EVENT_TYPES, OutboxEvent
 from crm_core.subscriptions import Subscriptions, WebhookDelivery, WebhookSubscription
-from hub.web.endpoints import Api, json_response, session_of
+from hub.web.endpoints import Api, actor_of, json_response, session_of
 from hub.web.state import CONTEXT
 from hub.web.webhook_schemas import (
     DeliveryListOut,
@@ -68,6 +69,7 @@ async def list_webhooks(request: web.Request) -> web.Response:
 async def create_webhook(request: web.Request, body: SubscriptionIn) -> web.Response:
     url = await _checked(request, body.url)
     subscription = await _subscriptions(request).create(url, body.event_types, body.description)
+    audit.record(session_of(request), actor_of(request), "create", "webhook", subscription.id, url=url)
     return json_response(_shown(subscription, with_secret=True), status=201)
 
 
@@ -96,6 +98,8 @@ async def change_webhook(request: web.Request, body: SubscriptionPatch) -> web.R
         subscription.active = body.active
     if body.description is not None:
         subscription.description = body.description
+    audit.record(session_of(request), actor_of(request), "update", "webhook", subscription.id,
+                 **body.model_dump(exclude_none=True))  # fmt: skip
     return json_response(_shown(subscription, with_secret=True))
 
 
@@ -105,6 +109,7 @@ async def change_webhook(request: web.Request, body: SubscriptionPatch) -> web.R
 async def delete_webhook(request: web.Request) -> web.Response:
     subscription = await _subscriptions(request).get(int(request.match_info["id"]))
     await session_of(request).delete(subscription)
+    audit.record(session_of(request), actor_of(request), "delete", "webhook", subscription.id, url=subscription.url)
     return web.Response(status=204)
 
 
@@ -124,6 +129,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
 )  # fmt: skip
 async def replay_delivery(request: web.Request) -> web.Response:
     delivery = await _subscriptions(request).replay(int(request.match_info["id"]))
+    audit.record(session_of(request), actor_of(request), "replay", "webhook_delivery", delivery.id)
     return json_response({"id": delivery.id, "status": delivery.status})
 
 
