@@ -4,6 +4,7 @@ proposed matches) and, on a card, its 1C link and documents."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -44,6 +45,7 @@ from hub.web.onec_schemas import (
     RunOut,
     RunsQuery,
     SyncIn,
+    SyncRequestOut,
     SyncStartedOut,
 )
 from hub.web.state import ONEC
@@ -64,6 +66,28 @@ def _id(request: web.Request) -> int:
     return int(request.match_info["id"])
 
 
+# What a failure's text says, as a kind the pages explain in the user's language (the text is kept
+# for the details): the connector's errors are English sentences, 1C's own refusals are Russian.
+_FAILURES = (
+    ("login", "refused the login"),
+    ("not_published", "does not publish"),
+    ("schema", " has no propert"),
+    ("interrupted", "interrupted: "),
+    ("interrupted", "stopped: "),
+    ("unreachable", "no answer in time"),
+    ("unreachable", "connection failed"),
+    ("unreachable", "the web server in front of 1C"),
+)
+
+
+def failure_kind(error: str | None) -> str | None:
+    """login, not_published, schema, interrupted, unreachable, or refused (1C's own message); None
+    when nothing failed."""
+    if not error:
+        return None
+    return next((kind for kind, mark in _FAILURES if mark in error), "refused")
+
+
 def run_to_dict(run: OnecRun) -> dict[str, Any]:
     return {
         "id": run.id,
@@ -75,16 +99,28 @@ def run_to_dict(run: OnecRun) -> dict[str, Any]:
         "total": run.total,
         "counts": dict(run.counts),
         "error": run.error,
+        "error_kind": failure_kind(run.error),
         "started_at": run.started_at,
         "finished_at": run.finished_at,
     }
 
 
-async def _client_names(request: web.Request, ids: set[int]) -> dict[int, str]:
+@dataclass(frozen=True, slots=True)
+class _Card:
+    """What the sync's lists show of a card: its name, and beside 1C's item its requisites."""
+
+    name: str = ""
+    inn: str | None = None
+    kpp: str | None = None
+
+
+async def _cards(request: web.Request, ids: set[int]) -> dict[int, _Card]:
     if not ids:
         return {}
-    rows = await session_of(request).execute(select(Client.id, Client.name).where(Client.id.in_(ids)))
-    return {client_id: name for client_id, name in rows}
+    rows = await session_of(request).execute(
+        select(Client.id, Client.name, Client.inn, Client.kpp).where(Client.id.in_(ids))
+    )
+    return {client_id: _Card(name, inn, kpp) for client_id, name, inn, kpp in rows}
 
 
 # -- connections and runs ------------------------------------------------------------------------
@@ -168,11 +204,14 @@ async def run_log(request: web.Request, query: LogQuery) -> web.Response:
     if query.action:
         where = where & (OnecLogEntry.action == query.action)
     page = await fetch_page(session_of(request), OnecLogEntry, where, (OnecLogEntry.id,), query.page, query.per_page)
-    return page_response(
-        page,
-        lambda e: {"id": e.id, "at": e.at, "action": e.action, "side": e.side, "client_id": e.client_id,
-                   "ref_key": e.ref_key, "fields": list(e.fields), "detail": e.detail},
-    )  # fmt: skip
+    cards = await _cards(request, {e.client_id for e in page.items if e.client_id is not None})
+    return page_response(page, lambda e: _log_entry(e, cards))
+
+
+def _log_entry(e: OnecLogEntry, cards: dict[int, _Card]) -> dict[str, Any]:
+    name = cards[e.client_id].name if e.client_id in cards else None
+    return {"id": e.id, "at": e.at, "action": e.action, "side": e.side, "client_id": e.client_id,
+            "client_name": name, "ref_key": e.ref_key, "fields": list(e.fields), "detail": e.detail}  # fmt: skip
 
 
 # -- conflicts and proposals ----------------------------------------------------------------------
@@ -188,23 +227,24 @@ async def _decisions(
     request: web.Request,
     model: type[OnecConflict] | type[OnecProposal],
     query: DecisionQuery,
-    render: Callable[[Any, dict[int, str]], dict[str, Any]],
+    render: Callable[[Any, dict[int, _Card]], dict[str, Any]],
 ) -> web.Response:
-    """A page of conflicts or proposals, filtered alike, each with its card's name."""
+    """A page of conflicts or proposals, filtered alike, each with its card's name and requisites."""
     where = model.status == query.status
     if query.connection:
         where = where & (model.connection == query.connection)
     if query.client_id:
         where = where & (model.client_id == query.client_id)
     page = await fetch_page(session_of(request), model, where, (model.id,), query.page, query.per_page)
-    names = await _client_names(request, {item.client_id for item in page.items})
-    return page_response(page, lambda item: render(item, names))
+    cards = await _cards(request, {item.client_id for item in page.items})
+    return page_response(page, lambda item: render(item, cards))
 
 
-def _conflict(conflict: OnecConflict, names: dict[int, str]) -> dict[str, Any]:
+def _conflict(conflict: OnecConflict, cards: dict[int, _Card]) -> dict[str, Any]:
     return {
         "id": conflict.id, "connection": conflict.connection, "client_id": conflict.client_id,
-        "client_name": names.get(conflict.client_id, ""), "field": conflict.field, "base_value": conflict.base_value,
+        "client_name": cards.get(conflict.client_id, _Card()).name, "field": conflict.field,
+        "base_value": conflict.base_value,
         "hub_value": conflict.hub_value, "onec_value": conflict.onec_value, "status": conflict.status.value,
         "chosen_value": conflict.chosen_value, "resolved_by": conflict.resolved_by,
         "created_at": conflict.created_at, "resolved_at": conflict.resolved_at,
@@ -217,7 +257,7 @@ async def resolve_conflict(request: web.Request, body: ResolveIn) -> web.Respons
     conflict = await decisions.resolve_conflict(
         session_of(request), _id(request), body.choice, body.value, actor_of(request)
     )
-    return json_response(_conflict(conflict, await _client_names(request, {conflict.client_id})))
+    return json_response(_conflict(conflict, await _cards(request, {conflict.client_id})))
 
 
 @api.route("GET", "/api/onec/proposals", summary="Uncertain matches waiting for a decision", roles=ACCOUNTING,
@@ -226,10 +266,12 @@ async def list_proposals(request: web.Request, query: DecisionQuery) -> web.Resp
     return await _decisions(request, OnecProposal, query, _proposal)
 
 
-def _proposal(proposal: OnecProposal, names: dict[int, str]) -> dict[str, Any]:
+def _proposal(proposal: OnecProposal, cards: dict[int, _Card]) -> dict[str, Any]:
+    card = cards.get(proposal.client_id, _Card())
     return {
         "id": proposal.id, "connection": proposal.connection, "ref_key": proposal.ref_key,
-        "client_id": proposal.client_id, "client_name": names.get(proposal.client_id, ""), "reason": proposal.reason,
+        "client_id": proposal.client_id, "client_name": card.name, "client_inn": card.inn, "client_kpp": card.kpp,
+        "reason": proposal.reason,
         "onec_name": proposal.onec_name, "onec_inn": proposal.onec_inn, "status": proposal.status.value,
         "decided_by": proposal.decided_by, "created_at": proposal.created_at, "decided_at": proposal.decided_at,
     }  # fmt: skip
@@ -239,14 +281,14 @@ def _proposal(proposal: OnecProposal, names: dict[int, str]) -> dict[str, Any]:
            roles=ACCOUNTING, tag=TAG, response=ProposalOut, errors=(404, 409))  # fmt: skip
 async def accept_proposal(request: web.Request) -> web.Response:
     proposal = await decisions.accept_proposal(session_of(request), _id(request), actor_of(request))
-    return json_response(_proposal(proposal, await _client_names(request, {proposal.client_id})))
+    return json_response(_proposal(proposal, await _cards(request, {proposal.client_id})))
 
 
 @api.route("POST", r"/api/onec/proposals/{id:\d+}/reject", summary="Different counterparties: keep both",
            roles=ACCOUNTING, tag=TAG, response=ProposalOut, errors=(404, 409))  # fmt: skip
 async def reject_proposal(request: web.Request) -> web.Response:
     proposal = await decisions.reject_proposal(session_of(request), _id(request), actor_of(request))
-    return json_response(_proposal(proposal, await _client_names(request, {proposal.client_id})))
+    return json_response(_proposal(proposal, await _cards(request, {proposal.client_id})))
 
 
 # -- one card --------------------------------------------------------------------------------------
@@ -282,3 +324,44 @@ async def sync_card(request: web.Request) -> web.Response:
         raise NotFound(f"client {_id(request)} not found")
     queued, new = await SyncRequests(session_of(request)).request(_id(request), actor_of(request).username)
     return json_response({"request_id": queued.id, "queued": new}, status=202)
+
+
+@api.route("GET", r"/api/onec/requests/{id:\d+}", summary="A one-card sync: still waiting, or what it did",
+           roles=ACCOUNTING | {Role.operator}, tag=TAG, response=SyncRequestOut, errors=(404,))  # fmt: skip
+async def sync_request(request: web.Request) -> web.Response:
+    """The runs that took the request are the one-card runs started between the asking and the
+    answer; their log lines about this card are what the sync did to it."""
+    session = session_of(request)
+    asked = await SyncRequests(session).get(_id(request))
+    if asked is None:
+        raise NotFound(f"sync request {_id(request)} not found")
+    runs: list[OnecRun] = []
+    entries: list[OnecLogEntry] = []
+    if asked.done_at is not None:
+        runs = list(
+            await session.scalars(
+                select(OnecRun)
+                .where(
+                    OnecRun.trigger == "request",
+                    OnecRun.started_at >= asked.requested_at,
+                    OnecRun.started_at <= asked.done_at,
+                )
+                .order_by(OnecRun.id)
+            )
+        )
+    if runs:
+        entries = list(
+            await session.scalars(
+                select(OnecLogEntry)
+                .where(OnecLogEntry.run_id.in_([run.id for run in runs]), OnecLogEntry.client_id == asked.client_id)
+                .order_by(OnecLogEntry.id)
+            )
+        )
+    card = (await _cards(request, {asked.client_id})).get(asked.client_id, _Card())
+    return json_response(
+        {"id": asked.id, "client_id": asked.client_id, "client_name": card.name, "status": asked.status,
+         "requested_by": asked.requested_by, "requested_at": asked.requested_at, "done_at": asked.done_at,
+         "detail": asked.detail, "error_kind": failure_kind(asked.detail),
+         "runs": [run_to_dict(run) for run in runs],
+         "log": [_log_entry(entry, {asked.client_id: card}) for entry in entries]}
+    )  # fmt: skip

@@ -50,6 +50,10 @@ class RunOut(_Out):
     total: int
     counts: dict[str, int]
     error: str | None
+    error_kind: str | None = Field(
+        description="What the error means, for the pages to explain: login, not_published, schema, interrupted, "
+        "unreachable, or refused (1C's own message)"
+    )
     started_at: datetime
     finished_at: datetime | None
 
@@ -79,6 +83,7 @@ class LogEntryOut(_Out):
     action: str
     side: str
     client_id: int | None
+    client_name: str | None = Field(description="The card's name now; none for a 1C item with no card")
     ref_key: str | None
     fields: list[str]
     detail: str
@@ -133,6 +138,8 @@ class ProposalOut(_Out):
     ref_key: str
     client_id: int
     client_name: str
+    client_inn: str | None
+    client_kpp: str | None
     reason: str
     onec_name: str
     onec_inn: str | None
@@ -174,6 +181,20 @@ class CardOnecOut(_Out):
 class CardSyncOut(_Out):
     request_id: int
     queued: bool = Field(description="False when a request for this card was already waiting")
+
+
+class SyncRequestOut(_Out):
+    id: int
+    client_id: int
+    client_name: str
+    status: str = Field(description="pending, done, failed")
+    requested_by: str
+    requested_at: datetime
+    done_at: datetime | None
+    detail: str | None = Field(description="1C's error, per connection, when the sync failed")
+    error_kind: str | None
+    runs: list[RunOut] = Field(description="The one-card runs that took the request")
+    log: list[LogEntryOut] = Field(description="What those runs did to this card, and why")
 
 
 ConnectionOut.model_rebuild()
