@@ -150,13 +150,18 @@ class Campaigns:
     async def preview(self, campaign_id: int, client_id: int, address: str | None = None) -> Rendered:
         """The campaign as this card's address (its first, unless one is named) would get it."""
         campaign = await self.get(campaign_id)
+        return await self.preview_unsaved(campaign.name, _template(campaign), client_id, address)
+
+    async def preview_unsaved(
+        self, name: str, template: CampaignTemplate, client_id: int, address: str | None = None
+    ) -> Rendered:
+        """Templates being edited, as this card's address would get them: the editor's live preview."""
         client = await self._card(client_id)
         emails = [e for e in client.emails if address is None or e.address_lower == address.strip().lower()]
         if not emails:
             raise InvalidInput("the card has no such e-mail address", field="address")
         contact = next((c for c in client.contacts if c.id == emails[0].contact_id), None)
-        template = _template(campaign)
-        variables = card_variables(Card.of(client), Person.of(contact), emails[0].address, campaign.name,
+        variables = card_variables(Card.of(client), Person.of(contact), emails[0].address, name,
                                    PREVIEW_UNSUBSCRIBE)  # fmt: skip
         return template.render(variables)
 

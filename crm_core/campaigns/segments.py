@@ -17,9 +17,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, Select, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.campaigns.models import Recipient, Suppression, TrackingHit
+from crm_core.campaigns.models import Campaign, CampaignStatus, Recipient, Suppression, TrackingHit
 from crm_core.mail.models import MailLink, MailMessage
-from crm_core.models import Call, Client, ClientKind, ClientStatus, ClientTag, Email
+from crm_core.models import Call, Client, ClientKind, ClientStatus, ClientTag, Contact, Email, User
 
 Scalar = str | int | float | bool
 
@@ -83,6 +83,61 @@ async def candidates(session: AsyncSession, rules: SegmentRules) -> tuple[list[C
 async def count(session: AsyncSession, rules: SegmentRules) -> SegmentCount:
     chosen, suppressed = await candidates(session, rules)
     return SegmentCount(len({c.client_id for c in chosen}), len(chosen), suppressed)
+
+
+@dataclass(frozen=True, slots=True)
+class Sampled:
+    """One address the rules choose, with the names a person recognises it by."""
+
+    client_id: int
+    client_name: str
+    contact_id: int | None
+    contact_name: str
+    address: str
+
+
+async def sample(session: AsyncSession, rules: SegmentRules, limit: int) -> list[Sampled]:
+    """The first ``limit`` addresses the rules choose: who a marketer checks the segment by, and
+    whose copy the campaign editor previews."""
+    chosen = (await candidates(session, rules))[0][:limit]
+    names = await session.execute(select(Client.id, Client.name).where(Client.id.in_({c.client_id for c in chosen})))
+    clients = {row.id: row.name for row in names}
+    contact_ids = {c.contact_id for c in chosen if c.contact_id is not None}
+    people = {
+        row.id: " ".join(part for part in (row.first_name, row.last_name) if part)
+        for row in await session.execute(
+            select(Contact.id, Contact.first_name, Contact.last_name).where(Contact.id.in_(contact_ids))
+        )
+    }
+    return [Sampled(c.client_id, clients.get(c.client_id, ""), c.contact_id, people.get(c.contact_id or 0, ""),
+                    c.address) for c in chosen]  # fmt: skip
+
+
+CHOICE_CARDS = 2000  # the latest cards whose custom fields' names the builder offers
+CHOICE_TAGS = 500
+
+
+async def choices(session: AsyncSession) -> dict[str, Any]:
+    """What the segment builder offers to choose from: the hub's active users (as owners), the
+    tags in use, custom fields' names (of the latest cards: any other can still be typed), and
+    the campaigns that sent something (for "opened" and "clicked")."""
+    owners = await session.execute(select(User.id, User.full_name, User.username).where(User.is_active.is_(True))
+                                   .order_by(User.full_name, User.username))  # fmt: skip
+    tags = await session.scalars(select(ClientTag.tag).distinct().order_by(ClientTag.tag).limit(CHOICE_TAGS))
+    customs = await session.scalars(
+        select(Client.custom_fields).where(Client.deleted_at.is_(None)).order_by(Client.id.desc()).limit(CHOICE_CARDS)
+    )
+    sent = await session.execute(
+        select(Campaign.id, Campaign.name)
+        .where(Campaign.status.not_in((CampaignStatus.draft, CampaignStatus.scheduled)))
+        .order_by(Campaign.id.desc())
+    )
+    return {
+        "owners": [{"id": row.id, "name": row.full_name or row.username} for row in owners],
+        "tags": list(tags),
+        "custom_fields": sorted({name for fields in customs for name in (fields or {})}),
+        "campaigns": [{"id": row.id, "name": row.name} for row in sent],
+    }
 
 
 def _query(rules: SegmentRules) -> Select[Any]:

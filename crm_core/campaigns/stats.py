@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.campaigns.book import Campaigns
 from crm_core.campaigns.models import Bounce, CampaignLink, Recipient, RecipientStatus, TrackingHit
 from crm_core.client_csv.cells import FORMULA_START
-from crm_core.errors import InvalidInput
+from crm_core.errors import InvalidInput, NotFound
 from crm_core.models import UTCDateTime
 
 BucketSize = Literal["hour", "day"]
@@ -234,6 +234,64 @@ async def recipient_rows(
         )
         for row in rows
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class HitEvent:
+    kind: str  # open, click, unsubscribe
+    at: datetime
+    human: bool
+    reason: str | None  # the rule that took it for a machine's
+    link_number: int | None
+    url: str | None  # the link as written in the campaign
+    ip: str | None
+    user_agent: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BounceEvent:
+    kind: str  # hard, soft, complaint
+    at: datetime
+    status: str | None
+    diagnostic: str
+
+
+async def people_engaged(session: AsyncSession, campaign_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
+    """Per campaign, the recipients a person opened and clicked for: a campaign list's glance,
+    in one query for the whole list."""
+    wanted = list(campaign_ids)
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(TrackingHit.campaign_id, _count_recipients(_hit("open", True)), _count_recipients(_hit("click", True)))
+        .where(TrackingHit.campaign_id.in_(wanted))
+        .group_by(TrackingHit.campaign_id)
+    )
+    return {campaign_id: (opened, clicked) for campaign_id, opened, clicked in rows.all()}
+
+
+async def recipient_events(
+    session: AsyncSession, campaign_id: int, recipient_id: int
+) -> tuple[RecipientRow, list[HitEvent], list[BounceEvent]]:
+    """One recipient's row and everything recorded for them, oldest first: the drill-down that
+    shows why a hit counted as a machine's."""
+    rows = await recipient_rows(session, campaign_id, None, recipient_id - 1, 1)
+    if not rows or rows[0].id != recipient_id:
+        raise NotFound(f"recipient {recipient_id} of campaign {campaign_id} not found")
+    hits = await session.execute(
+        select(TrackingHit.kind, TrackingHit.at, TrackingHit.human, TrackingHit.reason, TrackingHit.link_number,
+               CampaignLink.url, TrackingHit.ip, TrackingHit.user_agent)
+        .outerjoin(CampaignLink, and_(CampaignLink.campaign_id == TrackingHit.campaign_id,
+                                      CampaignLink.number == TrackingHit.link_number))
+        .where(TrackingHit.recipient_id == recipient_id)
+        .order_by(TrackingHit.at, TrackingHit.id)
+    )  # fmt: skip
+    bounces = await session.execute(
+        select(Bounce.kind, Bounce.at, Bounce.status, Bounce.diagnostic)
+        .where(Bounce.recipient_id == recipient_id)
+        .order_by(Bounce.at, Bounce.id)
+    )
+    return rows[0], [HitEvent(*row) for row in hits.all()], [BounceEvent(*row) for row in bounces.all()]
 
 
 def recipients_csv(rows: Iterable[RecipientRow], *, header: bool = True) -> Iterator[str]:

@@ -32,6 +32,8 @@ _HTML_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
 _TRACKED = re.compile(r"^\s*https?://", re.IGNORECASE)
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
+# What Jinja2's messages name: "'dict object' has no attribute 'nmae'", "'clent' is undefined".
+_MISSING_NAME = re.compile(r"has no attribute '([^']+)'|^'([^']+)' is undefined")
 
 
 class TemplateProblem(InvalidInput):
@@ -113,6 +115,22 @@ class CampaignTemplate:
     @property
     def _numbers(self) -> range:
         return range(1, len(self.links) + 1)
+
+
+def locate(problem: TemplateProblem, sources: Mapping[str, str]) -> dict[str, Any]:
+    """Where an editor shows the problem: the field (a link's URL is the HTML's), the line, and
+    the variable as written there (``client.nmae``, not Jinja2's bare ``nmae``), so a marketer
+    sees which of the text's words to fix."""
+    field = problem.field or ""
+    shown = "html" if field.startswith("link") else field
+    found = _MISSING_NAME.search(problem.problem)
+    variable = (found.group(1) or found.group(2)) if found else None
+    lines = sources.get(shown, "").splitlines()
+    if variable and problem.line and not field.startswith("link") and 0 < problem.line <= len(lines):
+        written = re.search(rf"[\w.]*\b{re.escape(variable)}\b", lines[problem.line - 1])
+        variable = written.group(0) if written else variable
+    line = None if field.startswith("link") else problem.line  # a line of the URL, not of the HTML
+    return {"field": shown, "line": line, "variable": variable, "message": str(problem)}
 
 
 def render_url(source: str, variables: Mapping[str, Any]) -> str:

@@ -42,6 +42,8 @@ class CampaignOut(_Out):
     finished_at: datetime | None
     created_at: datetime
     recipients: dict[str, int] = Field(description="Recipients by sending state")
+    opened: int = Field(description="Recipients a person opened it for (machines' opens left out)")
+    clicked: int = Field(description="Recipients a person clicked a link for")
 
 
 class CampaignListOut(_Out):
@@ -51,6 +53,17 @@ class CampaignListOut(_Out):
 class PreviewIn(_In):
     client_id: int
     address: str | None = Field(None, max_length=320, description="One of the card's addresses; default its first")
+
+
+class DraftPreviewIn(_In):
+    """The editor's templates as they are now, saved or not."""
+
+    client_id: int
+    address: str | None = Field(None, max_length=320, description="One of the card's addresses; default its first")
+    name: str = Field("", max_length=200)
+    subject: str = Field(max_length=2000)
+    html: str = Field("", max_length=2_000_000)
+    text: str = Field("", max_length=1_000_000)
 
 
 class PreviewOut(_Out):
@@ -121,6 +134,59 @@ class SegmentCountOut(_Out):
     clients: int
     addresses: int = Field(description="What a campaign would send to: suppressed addresses left out, each once")
     suppressed: int
+
+
+class SegmentSampleIn(_In):
+    rules: SegmentRules = Field(default_factory=SegmentRules)
+    limit: int = Field(20, ge=1, le=100)
+
+
+class SampledOut(_Out):
+    client_id: int
+    client_name: str
+    contact_id: int | None
+    contact_name: str
+    address: str
+
+
+class SegmentSampleOut(_Out):
+    items: list[SampledOut]
+
+
+class ChoiceOut(_Out):
+    id: int
+    name: str
+
+
+class SegmentChoicesOut(_Out):
+    owners: list[ChoiceOut]
+    tags: list[str]
+    custom_fields: list[str] = Field(description="Names seen on the latest cards; others may be typed")
+    campaigns: list[ChoiceOut] = Field(description="Campaigns that sent something, newest first")
+
+
+class HitEventOut(_Out):
+    kind: str
+    at: datetime
+    human: bool
+    reason: str | None = Field(description="The rule that took it for a machine's")
+    link_number: int | None
+    url: str | None
+    ip: str | None
+    user_agent: str | None
+
+
+class BounceEventOut(_Out):
+    kind: str
+    at: datetime
+    status: str | None
+    diagnostic: str
+
+
+class RecipientEventsOut(_Out):
+    recipient: dict[str, Any]
+    hits: list[HitEventOut]
+    bounces: list[BounceEventOut]
 
 
 class SuppressionIn(_In):

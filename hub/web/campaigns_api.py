@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
@@ -9,26 +12,39 @@ from aiohttp import web
 from connectors.smtp.errors import SmtpError
 from crm_core.campaigns.book import CampaignIn, Campaigns, SegmentIn, Segments
 from crm_core.campaigns.models import Campaign, Segment, Suppression
+from crm_core.campaigns.segments import choices, sample
 from crm_core.campaigns.send_queue import SendQueue
-from crm_core.campaigns.stats import campaign_stats, recipient_rows, recipients_csv
+from crm_core.campaigns.stats import (
+    campaign_stats,
+    people_engaged,
+    recipient_events,
+    recipient_rows,
+    recipients_csv,
+)
 from crm_core.campaigns.suppressions import SuppressionList
+from crm_core.campaigns.templates import CampaignTemplate, TemplateProblem, locate
 from crm_core.models import Role
 from hub.campaign_sender import CampaignSender, CampaignSmtpMissing
 from hub.web.campaign_schemas import (
     CampaignListOut,
     CampaignOut,
     CampaignPatch,
+    DraftPreviewIn,
     PreviewIn,
     PreviewOut,
+    RecipientEventsOut,
     RecipientListOut,
     RecipientsQuery,
     ReviewIn,
     ReviewOut,
     ScheduleIn,
+    SegmentChoicesOut,
     SegmentCountIn,
     SegmentCountOut,
     SegmentListOut,
     SegmentOut,
+    SegmentSampleIn,
+    SegmentSampleOut,
     StatsOut,
     StatsQuery,
     SuppressionIn,
@@ -47,13 +63,18 @@ CAMPAIGNS = web.AppKey("campaigns", CampaignSender)  # absent when no SMTP serve
 ONE = r"/api/campaigns/{id:\d+}"
 SEGMENT = r"/api/segments/{id:\d+}"
 CSV_PAGE = 1000
+TEMPLATE_FIELDS = ("subject", "html", "text")
 
 
 def _id(request: web.Request) -> int:
     return int(request.match_info["id"])
 
 
-async def _shown(campaigns: Campaigns, campaign: Campaign) -> dict[str, Any]:
+async def _shown(campaigns: Campaigns, campaign: Campaign, engaged: tuple[int, int] | None = None) -> dict[str, Any]:
+    """The campaign as the API shows it; ``engaged`` (people who opened, clicked) when a list
+    counted them for all its campaigns at once."""
+    if engaged is None:
+        engaged = (await people_engaged(campaigns.session, [campaign.id])).get(campaign.id, (0, 0))
     return {
         **{name: getattr(campaign, name) for name in CampaignIn.model_fields},
         "id": campaign.id,
@@ -63,7 +84,26 @@ async def _shown(campaigns: Campaigns, campaign: Campaign) -> dict[str, Any]:
         "finished_at": campaign.finished_at,
         "created_at": campaign.created_at,
         "recipients": await campaigns.recipient_counts(campaign.id),
+        "opened": engaged[0],
+        "clicked": engaged[1],
     }
+
+
+def _sources(fields: Mapping[str, Any] | Campaign) -> dict[str, str]:
+    """The templates' texts, which a problem's line is read from."""
+    if isinstance(fields, Campaign):
+        return {name: getattr(fields, name) or "" for name in TEMPLATE_FIELDS}
+    return {name: fields.get(name) or "" for name in TEMPLATE_FIELDS}
+
+
+@contextlib.contextmanager
+def _template_errors(sources: Mapping[str, str]) -> Iterator[None]:
+    """A template problem as a 422 whose details say where an editor shows it: the field, the
+    line and the variable as written (``client.nmae``)."""
+    try:
+        yield
+    except TemplateProblem as exc:
+        raise ApiError(422, "invalid", str(exc), [locate(exc, sources)]) from None
 
 
 def _sender(request: web.Request) -> CampaignSender:
@@ -80,14 +120,17 @@ def _sender(request: web.Request) -> CampaignSender:
            response=CampaignListOut)  # fmt: skip
 async def list_campaigns(request: web.Request) -> web.Response:
     campaigns = Campaigns(session_of(request))
-    return json_response({"items": [await _shown(campaigns, c) for c in await campaigns.all()]})
+    listed = await campaigns.all()
+    engaged = await people_engaged(campaigns.session, [c.id for c in listed])
+    return json_response({"items": [await _shown(campaigns, c, engaged.get(c.id, (0, 0))) for c in listed]})
 
 
 @api.route("POST", "/api/campaigns", summary="A new draft (templates checked)", roles=MARKETING, tag="campaigns",
            body=CampaignIn, response=CampaignOut, response_status=201, errors=(404, 422))  # fmt: skip
 async def create_campaign(request: web.Request, body: CampaignIn) -> web.Response:
     campaigns = Campaigns(session_of(request))
-    campaign = await campaigns.create(body, current_user(request).id)
+    with _template_errors(_sources(body.model_dump())):
+        campaign = await campaigns.create(body, current_user(request).id)
     return json_response(await _shown(campaigns, campaign), status=201)
 
 
@@ -102,7 +145,10 @@ async def read_campaign(request: web.Request) -> web.Response:
            body=CampaignPatch, response=CampaignOut, errors=(404, 409, 422))  # fmt: skip
 async def change_campaign(request: web.Request, body: CampaignPatch) -> web.Response:
     campaigns = Campaigns(session_of(request))
-    campaign = await campaigns.update(_id(request), body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True)
+    current = await campaigns.get(_id(request))
+    with _template_errors(_sources({**_sources(current), **changes})):
+        campaign = await campaigns.update(current.id, changes)
     return json_response(await _shown(campaigns, campaign))
 
 
@@ -116,8 +162,22 @@ async def delete_campaign(request: web.Request) -> web.Response:
 @api.route("POST", ONE + "/preview", summary="The copy one card's address would get", roles=MARKETING,
            tag="campaigns", body=PreviewIn, response=PreviewOut, errors=(404, 422))  # fmt: skip
 async def preview_campaign(request: web.Request, body: PreviewIn) -> web.Response:
-    rendered = await Campaigns(session_of(request)).preview(_id(request), body.client_id, body.address)
-    return json_response({"subject": rendered.subject, "html": rendered.html, "text": rendered.text})
+    campaigns = Campaigns(session_of(request))
+    campaign = await campaigns.get(_id(request))
+    with _template_errors(_sources(campaign)):
+        rendered = await campaigns.preview(campaign.id, body.client_id, body.address)
+    return json_response(asdict(rendered))
+
+
+@api.route("POST", "/api/campaigns/preview", summary="The copy one card's address would get of templates not yet "
+           "saved (the editor's live preview)", roles=MARKETING, tag="campaigns", body=DraftPreviewIn,
+           response=PreviewOut, errors=(404, 422))  # fmt: skip
+async def preview_draft(request: web.Request, body: DraftPreviewIn) -> web.Response:
+    with _template_errors(_sources(body.model_dump())):
+        template = CampaignTemplate.compile(body.subject, body.html, body.text)
+        rendered = await Campaigns(session_of(request)).preview_unsaved(body.name, template, body.client_id,
+                                                                        body.address)  # fmt: skip
+    return json_response(asdict(rendered))
 
 
 @api.route("POST", ONE + "/test", summary="Send one untracked copy to an address", roles=MARKETING,
@@ -148,7 +208,9 @@ async def start_campaign(request: web.Request) -> web.Response:
     sender = _sender(request)
     async with request.app[CONTEXT].transaction() as session:
         campaigns = Campaigns(session)
-        shown = await _shown(campaigns, await campaigns.start(_id(request)))
+        with _template_errors(_sources(await campaigns.get(_id(request)))):
+            started = await campaigns.start(_id(request))
+        shown = await _shown(campaigns, started)
     sender.wake()  # committed: the sender finds the recipients now, not at its next look
     return json_response(shown)
 
@@ -210,6 +272,17 @@ async def list_recipients(request: web.Request, query: RecipientsQuery) -> web.R
     return json_response({"items": [row.as_dict() for row in rows], "next_after": next_after})
 
 
+@api.route("GET", ONE + r"/recipients/{recipient:\d+}/events", summary="One recipient's opens, clicks, "
+           "unsubscribe and bounces, machines' with the rule that caught them", roles=MARKETING, tag="campaigns",
+           response=RecipientEventsOut, errors=(404,))  # fmt: skip
+async def read_recipient_events(request: web.Request) -> web.Response:
+    session = session_of(request)
+    await Campaigns(session).get(_id(request))
+    row, hits, bounces = await recipient_events(session, _id(request), int(request.match_info["recipient"]))
+    return json_response({"recipient": row.as_dict(), "hits": [asdict(h) for h in hits],
+                          "bounces": [asdict(b) for b in bounces]})  # fmt: skip
+
+
 @api.route("GET", ONE + "/recipients.csv", summary="Every recipient's figures as CSV", roles=MARKETING,
            tag="campaigns", response_media_type="text/csv", errors=(404,), own_transactions=True)  # fmt: skip
 async def export_recipients(request: web.Request) -> web.StreamResponse:
@@ -255,6 +328,18 @@ async def create_segment(request: web.Request, body: SegmentIn) -> web.Response:
 async def count_segment(request: web.Request, body: SegmentCountIn) -> web.Response:
     counted = await Segments(session_of(request)).count(body.rules)
     return json_response({"clients": counted.clients, "addresses": counted.addresses, "suppressed": counted.suppressed})
+
+
+@api.route("POST", "/api/segments/sample", summary="The first addresses a segment's rules choose, with names",
+           roles=MARKETING, tag="segments", body=SegmentSampleIn, response=SegmentSampleOut)  # fmt: skip
+async def sample_segment(request: web.Request, body: SegmentSampleIn) -> web.Response:
+    return json_response({"items": [asdict(s) for s in await sample(session_of(request), body.rules, body.limit)]})
+
+
+@api.route("GET", "/api/segments/choices", summary="What the segment builder offers: owners, tags, custom "
+           "fields, earlier campaigns", roles=MARKETING, tag="segments", response=SegmentChoicesOut)  # fmt: skip
+async def segment_choices(request: web.Request) -> web.Response:
+    return json_response(await choices(session_of(request)))
 
 
 @api.route("GET", SEGMENT, summary="One segment", roles=MARKETING, tag="segments", response=SegmentOut,
