@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from crm_core.models import Role
 from crm_core.telephony.events import CallKey
@@ -19,7 +18,6 @@ from hub.context import HubContext
 from hub.onec import OnecSync
 from hub.pop_dispatch import PopDispatcher
 from hub.screen_pop import PopHub, PopRequest
-from hub.web.app import make_app
 from hub.web.onec_schemas import (
     CardOnecOut,
     ConflictListOut,
@@ -31,6 +29,7 @@ from hub.web.onec_schemas import (
 )
 from tests.conftest import bearer
 from tests.fake_onec import COUNTERPARTIES, INVOICES, SHIPMENTS, FakeOnec, Fault, counterparty
+from tests.onec_http import api_json, http, hub_context  # noqa: F401  (fixtures)
 from tests.onec_world import client_count, hub_with_onec, seed_onec
 from tests.test_screen_pop import Socket
 
@@ -41,36 +40,14 @@ BETA = {"name": "Бета", "inn": "7736207543", "kpp": "773601001"}
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
-@pytest.fixture
-def hub_context(onec: OnecSync) -> HubContext:
-    """The hub with an [[onec]] connection to the fake: conftest's ``tokens`` log in to it."""
-    return onec.context
-
-
-@pytest.fixture
-async def http(onec: OnecSync) -> AsyncIterator[TestClient]:
-    client = TestClient(TestServer(make_app(onec.context, onec=onec)))
-    await client.start_server()
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-async def _json(http: TestClient, method: str, path: str, token: str, status: int = 200, **kwargs: Any) -> Any:
-    resp = await http.request(method, path, headers=bearer(token), **kwargs)
-    assert resp.status == status, f"{method} {path}: {resp.status} {await resp.text()}"
-    return await resp.json()
-
-
 async def _card(http: TestClient, token: str, card: dict[str, Any]) -> int:
-    return int((await _json(http, "POST", "/api/clients", token, 201, json=card))["id"])
+    return int((await api_json(http, "POST", "/api/clients", token, 201, json=card))["id"])
 
 
 async def _finished(http: TestClient, token: str, run_id: int) -> dict[str, Any]:
     """The run once it is over, polled as the page does."""
     for _ in range(400):
-        run = await _json(http, "GET", f"/api/onec/runs/{run_id}", token)
+        run = await api_json(http, "GET", f"/api/onec/runs/{run_id}", token)
         if run["status"] != "running":
             return RunOut.model_validate(run).model_dump(mode="json")
         await asyncio.sleep(0.025)
@@ -78,7 +55,7 @@ async def _finished(http: TestClient, token: str, run_id: int) -> dict[str, Any]
 
 
 async def _sync(http: TestClient, token: str) -> dict[str, Any]:
-    started = await _json(http, "POST", "/api/onec/sync", token, 202, json={})
+    started = await api_json(http, "POST", "/api/onec/sync", token, 202, json={})
     [only] = started["started"]
     return await _finished(http, token, only["run_id"])
 
@@ -92,7 +69,7 @@ async def test_a_sync_started_from_the_api_runs_in_the_background_and_reports_wh
     token = tokens[Role.accountant]
     alpha = fake.add(COUNTERPARTIES, ALPHA)["Ref_Key"]
     beta = await _card(http, tokens[Role.admin], BETA)
-    before = await _json(http, "GET", "/api/onec/connections", token)
+    before = await api_json(http, "GET", "/api/onec/connections", token)
     ConnectionListOut.model_validate(before)
     [connection] = before["items"]
     assert (connection["name"], connection["running"], connection["last_run"], connection["links"]) == (
@@ -104,7 +81,7 @@ async def test_a_sync_started_from_the_api_runs_in_the_background_and_reports_wh
     [started] = (await resp.json())["started"]
     again = await http.post("/api/onec/sync", json={"connection": "acc"}, headers=bearer(tokens[Role.admin]))
     assert again.status == 409 and (await again.json())["error"] == "sync_running"
-    [running] = (await _json(http, "GET", "/api/onec/connections", token))["items"]
+    [running] = (await api_json(http, "GET", "/api/onec/connections", token))["items"]
     assert running["running"] is True and running["last_run"]["id"] == started["run_id"]
     run = await _finished(http, token, started["run_id"])
 
@@ -112,14 +89,14 @@ async def test_a_sync_started_from_the_api_runs_in_the_background_and_reports_wh
     assert (run["status"], run["trigger"], run["error"]) == ("done", "api:accountant", None)
     assert run["counts"] == {"created_hub": 1, "created_1c": 1}
     assert run["finished_at"] is not None
-    log = await _json(http, "GET", f"/api/onec/runs/{run['id']}/log", token, params={"action": "created"})
+    log = await api_json(http, "GET", f"/api/onec/runs/{run['id']}/log", token, params={"action": "created"})
     LogListOut.model_validate(log)
     made = {(e["side"], e["client_id"] if e["side"] == "1c" else e["ref_key"]) for e in log["items"]}
     assert made == {("hub", alpha), ("1c", beta)} and log["total"] == 2
-    [after] = (await _json(http, "GET", "/api/onec/connections", token))["items"]
+    [after] = (await api_json(http, "GET", "/api/onec/connections", token))["items"]
     assert (after["running"], after["links"], after["open_conflicts"]) == (False, 2, 0)
     assert after["last_success_at"] is not None
-    runs = await _json(http, "GET", "/api/onec/runs", token)
+    runs = await api_json(http, "GET", "/api/onec/runs", token)
     assert [r["id"] for r in runs["items"]] == [run["id"]]
     assert (await http.get("/api/onec/runs/999999", headers=bearer(token))).status == 404
     bad = await http.post("/api/onec/sync", json={"connection": "trade"}, headers=bearer(token))
@@ -149,11 +126,11 @@ async def test_only_the_accounting_roles_run_syncs_and_decide_for_them(
 
     for role in (Role.accountant, Role.admin):
         token = tokens[role]
-        assert (await _json(http, "GET", "/api/onec/conflicts", token))["items"] == []
-        assert (await _json(http, "GET", "/api/onec/proposals", token))["items"] == []
+        assert (await api_json(http, "GET", "/api/onec/conflicts", token))["items"] == []
+        assert (await api_json(http, "GET", "/api/onec/proposals", token))["items"] == []
         for method, path, body in accounting_only:
             if "/1/" in path:  # allowed, and told there is no such conflict or proposal
-                await _json(http, method, path, token, 404, json=body)
+                await api_json(http, method, path, token, 404, json=body)
         run = await _sync(http, token)
         assert run["status"] == "done" and run["trigger"] == f"api:{role.value}"
     assert await client_count(onec.context) == 1  # the second run found nothing new
@@ -168,12 +145,12 @@ async def test_a_conflict_is_listed_and_the_value_chosen_reaches_both_sides(
     token = tokens[Role.accountant]
     ref = fake.add(COUNTERPARTIES, counterparty(Description="Гамма ООО", ИНН="7707083893", КПП="770701001"))["Ref_Key"]
     await _sync(http, token)
-    [card] = (await _json(http, "GET", "/api/clients", token, params={"inn": "7707083893"}))["items"]
+    [card] = (await api_json(http, "GET", "/api/clients", token, params={"inn": "7707083893"}))["items"]
     fake.edit(COUNTERPARTIES, ref, {"Description": "Гамма (1С)"})
-    await _json(http, "PATCH", f"/api/clients/{card['id']}", tokens[Role.operator], json={"name": "Гамма (hub)"})
+    await api_json(http, "PATCH", f"/api/clients/{card['id']}", tokens[Role.operator], json={"name": "Гамма (hub)"})
 
     run = await _sync(http, token)
-    listed = await _json(http, "GET", "/api/onec/conflicts", token)
+    listed = await api_json(http, "GET", "/api/onec/conflicts", token)
 
     assert run["counts"] == {"conflicts": 1}
     ConflictListOut.model_validate(listed)
@@ -183,25 +160,25 @@ async def test_a_conflict_is_listed_and_the_value_chosen_reaches_both_sides(
         "client_id": card["id"], "client_name": "Гамма (hub)", "field": "name", "base_value": "Гамма ООО",
         "hub_value": "Гамма (hub)", "onec_value": "Гамма (1С)", "status": "open",
     }  # fmt: skip
-    assert (await _json(http, "GET", "/api/onec/connections", token))["items"][0]["open_conflicts"] == 1
+    assert (await api_json(http, "GET", "/api/onec/connections", token))["items"][0]["open_conflicts"] == 1
 
     resolve = f"/api/onec/conflicts/{conflict['id']}/resolve"
     for blank in ({"choice": "value"}, {"choice": "value", "value": "  "}):  # a card cannot be nameless
-        refused = await _json(http, "POST", resolve, token, 422, json=blank)
+        refused = await api_json(http, "POST", resolve, token, 422, json=blank)
         assert refused["details"] == [{"field": "value", "message": "the name cannot be blank"}]
-    resolved = await _json(http, "POST", resolve, token, json={"choice": "value", "value": " Гамма  Групп "})
+    resolved = await api_json(http, "POST", resolve, token, json={"choice": "value", "value": " Гамма  Групп "})
     ConflictOut.model_validate(resolved)
     assert (resolved["status"], resolved["chosen_value"], resolved["resolved_by"]) == (
         "resolved", "Гамма Групп", "accountant")  # fmt: skip
-    twice = await _json(http, "POST", resolve, token, 409, json={"choice": "hub"})
+    twice = await api_json(http, "POST", resolve, token, 409, json={"choice": "hub"})
     assert twice["error"] == "conflict"
-    assert (await _json(http, "GET", "/api/onec/conflicts", token))["items"] == []
+    assert (await api_json(http, "GET", "/api/onec/conflicts", token))["items"] == []
 
     assert await onec.take_requests() == 1  # the decision asked for this card's sync at once
-    shown = await _json(http, "GET", f"/api/clients/{card['id']}", token)
+    shown = await api_json(http, "GET", f"/api/clients/{card['id']}", token)
     assert shown["name"] == "Гамма Групп"
     assert fake.get(COUNTERPARTIES, ref)["Description"] == "Гамма Групп"  # type: ignore[index]
-    [applied] = (await _json(http, "GET", "/api/onec/conflicts", token, params={"status": "applied"}))["items"]
+    [applied] = (await api_json(http, "GET", "/api/onec/conflicts", token, params={"status": "applied"}))["items"]
     assert applied["id"] == conflict["id"]
 
 
@@ -218,10 +195,10 @@ async def test_a_linked_counterparty_1c_changed_to_what_the_hub_refuses_is_logge
     run = await _sync(http, token)
 
     assert (run["status"], run["error"]) == ("done", None)
-    log = await _json(http, "GET", f"/api/onec/runs/{run['id']}/log", token, params={"action": "failed"})
+    log = await api_json(http, "GET", f"/api/onec/runs/{run['id']}/log", token, params={"action": "failed"})
     assert [e["ref_key"] for e in log["items"]] == [gamma["Ref_Key"]]
     assert "check digit" in log["items"][0]["detail"]
-    names = {c["name"] for c in (await _json(http, "GET", "/api/clients", token))["items"]}
+    names = {c["name"] for c in (await api_json(http, "GET", "/api/clients", token))["items"]}
     assert names == {"Гамма ООО", "Дзета АО"}
 
 
@@ -235,7 +212,7 @@ async def test_proposed_matches_are_accepted_or_rejected_and_the_next_sync_follo
     kappa = await _card(http, token, {"name": "Каппа ООО"})
     assert (await _sync(http, token))["counts"] == {"proposed": 2}
 
-    listed = await _json(http, "GET", "/api/onec/proposals", token)
+    listed = await api_json(http, "GET", "/api/onec/proposals", token)
     ProposalListOut.model_validate(listed)
     by_card = {p["client_id"]: p for p in listed["items"]}
     assert by_card.keys() == {delta, kappa}
@@ -243,19 +220,19 @@ async def test_proposed_matches_are_accepted_or_rejected_and_the_next_sync_follo
         "Дельта ООО", "Дельта ООО", "7707083893")  # fmt: skip
     assert by_card[delta]["reason"] == "the same name"
 
-    accepted = await _json(http, "POST", f"/api/onec/proposals/{by_card[delta]['id']}/accept", token)
-    rejected = await _json(http, "POST", f"/api/onec/proposals/{by_card[kappa]['id']}/reject", token)
+    accepted = await api_json(http, "POST", f"/api/onec/proposals/{by_card[delta]['id']}/accept", token)
+    rejected = await api_json(http, "POST", f"/api/onec/proposals/{by_card[kappa]['id']}/reject", token)
     assert (accepted["status"], accepted["decided_by"]) == ("accepted", "admin")
     assert (rejected["status"], rejected["decided_by"]) == ("rejected", "admin")
-    await _json(http, "POST", f"/api/onec/proposals/{by_card[delta]['id']}/reject", token, 409)
-    assert (await _json(http, "GET", "/api/onec/proposals", token))["items"] == []
+    await api_json(http, "POST", f"/api/onec/proposals/{by_card[delta]['id']}/reject", token, 409)
+    assert (await api_json(http, "GET", "/api/onec/proposals", token))["items"] == []
 
     assert await onec.take_requests() == 1  # accepting asked for the card's sync at once
-    assert (await _json(http, "GET", f"/api/clients/{delta}", token))["inn"] == "7707083893"
+    assert (await api_json(http, "GET", f"/api/clients/{delta}", token))["inn"] == "7707083893"
     run = await _sync(http, token)
     assert run["counts"] == {"created_hub": 1, "created_1c": 1}  # Каппа: two counterparties after all
     assert await client_count(onec.context) == 3 and len(fake.entries(COUNTERPARTIES)) == 3
-    assert (await _json(http, "GET", f"/api/clients/{kappa}", token))["inn"] is None
+    assert (await api_json(http, "GET", f"/api/clients/{kappa}", token))["inn"] is None
 
 
 # -- one card: its 1C block, its sync, its screen-pop ---------------------------------------------------
@@ -278,9 +255,9 @@ async def test_a_card_shows_its_1c_documents_and_an_operator_can_queue_its_sync(
     fake.add(INVOICES, {"Контрагент_Key": ref, "Date": _stamp(1), "DeletionMark": True})
     fake.add(INVOICES, {"Контрагент_Key": other, "Date": _stamp(1)})
     await _sync(http, tokens[Role.accountant])
-    [card] = (await _json(http, "GET", "/api/clients", token, params={"inn": "7707083893"}))["items"]
+    [card] = (await api_json(http, "GET", "/api/clients", token, params={"inn": "7707083893"}))["items"]
 
-    block = await _json(http, "GET", f"/api/clients/{card['id']}/onec", token)
+    block = await api_json(http, "GET", f"/api/clients/{card['id']}/onec", token)
 
     CardOnecOut.model_validate(block)
     [link] = block["links"]
@@ -293,15 +270,15 @@ async def test_a_card_shows_its_1c_documents_and_an_operator_can_queue_its_sync(
     assert block["documents"]["acc"][1]["date"].startswith(invoice["Date"][:10])
 
     theta = await _card(http, token, {"name": "Тета", "inn": "7710140679", "kpp": "771001001"})
-    assert await _json(http, "GET", f"/api/clients/{theta}/onec", token) == {"links": [], "documents": {"acc": []}}
-    first = await _json(http, "POST", f"/api/clients/{theta}/onec/sync", token, 202)
-    second = await _json(http, "POST", f"/api/clients/{theta}/onec/sync", token, 202)
+    assert await api_json(http, "GET", f"/api/clients/{theta}/onec", token) == {"links": [], "documents": {"acc": []}}
+    first = await api_json(http, "POST", f"/api/clients/{theta}/onec/sync", token, 202)
+    second = await api_json(http, "POST", f"/api/clients/{theta}/onec/sync", token, 202)
     assert first["queued"] is True and second == {"request_id": first["request_id"], "queued": False}
-    await _json(http, "POST", "/api/clients/999999/onec/sync", token, 404)
+    await api_json(http, "POST", "/api/clients/999999/onec/sync", token, 404)
 
     assert await onec.take_requests() == 1
     [made] = [e for e in fake.entries(COUNTERPARTIES) if e["Description"] == "Тета"]
-    [theta_link] = (await _json(http, "GET", f"/api/clients/{theta}/onec", token))["links"]
+    [theta_link] = (await api_json(http, "GET", f"/api/clients/{theta}/onec", token))["links"]
     assert (theta_link["ref_key"], theta_link["state"]) == (made["Ref_Key"], "linked")
 
 

@@ -6,11 +6,10 @@ adds for them (a one-card sync's outcome, failures by kind, the cards' names and
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from playwright.async_api import expect
 
 from crm_core.models import Role, utcnow
@@ -18,12 +17,12 @@ from crm_core.onec.models import OnecRun, RunStatus
 from crm_core.users import UserDirectory
 from hub.context import HubContext
 from hub.onec import OnecSync
-from hub.web.app import make_app
 from hub.web.onec_api import failure_kind
 from hub.web.onec_schemas import LogListOut, ProposalListOut, RunOut, SyncRequestOut
 from tests.browser import chromium, logged_in, screenshot
 from tests.conftest import PASSWORD, bearer
 from tests.fake_onec import COUNTERPARTIES, FakeOnec, Fault, counterparty
+from tests.onec_http import api_json, http, hub_context  # noqa: F401  (fixtures)
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 PAGES = ("/onec", "/onec/runs", "/onec/runs/1", "/onec/conflicts", "/onec/card")
@@ -32,30 +31,9 @@ DELTA = counterparty(Description="Дельта ООО", ИНН="7736207543", К�
 SEEN = 15_000  # ms: the one-card sync watcher polls every 2 s, then syncs
 
 
-@pytest.fixture
-def hub_context(onec: OnecSync) -> HubContext:
-    return onec.context
-
-
-@pytest.fixture
-async def http(onec: OnecSync) -> AsyncIterator[TestClient]:
-    client = TestClient(TestServer(make_app(onec.context, onec=onec)))
-    await client.start_server()
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-async def _json(http: TestClient, method: str, path: str, token: str, status: int = 200, **kwargs: Any) -> Any:
-    resp = await http.request(method, path, headers=bearer(token), **kwargs)
-    assert resp.status == status, f"{method} {path}: {resp.status} {await resp.text()}"
-    return await resp.json()
-
-
 async def _finished(http: TestClient, token: str, run_id: int) -> dict[str, Any]:
     for _ in range(400):
-        run = await _json(http, "GET", f"/api/onec/runs/{run_id}", token)
+        run = await api_json(http, "GET", f"/api/onec/runs/{run_id}", token)
         if run["status"] != "running":
             return dict(run)
         await asyncio.sleep(0.025)
@@ -64,7 +42,7 @@ async def _finished(http: TestClient, token: str, run_id: int) -> dict[str, Any]
 
 async def _answered(http: TestClient, token: str, request_id: int) -> dict[str, Any]:
     for _ in range(200):
-        asked = await _json(http, "GET", f"/api/onec/requests/{request_id}", token)
+        asked = await api_json(http, "GET", f"/api/onec/requests/{request_id}", token)
         if asked["status"] != "pending":
             SyncRequestOut.model_validate(asked)
             return dict(asked)
@@ -81,7 +59,7 @@ async def test_an_accountant_syncs_reads_the_log_resolves_a_conflict_per_field_a
 ) -> None:
     gamma = fake.add(COUNTERPARTIES, GAMMA)["Ref_Key"]
     fake.add(COUNTERPARTIES, DELTA)
-    delta = (await _json(http, "POST", "/api/clients", tokens[Role.admin], 201, json={"name": "Дельта ООО"}))["id"]
+    delta = (await api_json(http, "POST", "/api/clients", tokens[Role.admin], 201, json={"name": "Дельта ООО"}))["id"]
     await onec.start()  # the one-card requests' watcher (no schedule: interval 0)
     fake.inject(Fault("delay", path="$metadata", seconds=1.5))  # slow enough to watch the sync run
 
@@ -105,7 +83,7 @@ async def test_an_accountant_syncs_reads_the_log_resolves_a_conflict_per_field_a
 
         # The history, then the run's log with a link to the card it made.
         await page.click("#tab-runs")
-        [run] = (await _json(http, "GET", "/api/onec/runs", tokens[Role.accountant]))["items"]
+        [run] = (await api_json(http, "GET", "/api/onec/runs", tokens[Role.accountant]))["items"]
         row = page.locator(f"tr.run[data-run='{run['id']}']")
         await expect(row).to_contain_text("вручную (accountant)")
         await expect(row.locator(".status-done")).to_have_text("успешно")
@@ -122,7 +100,7 @@ async def test_an_accountant_syncs_reads_the_log_resolves_a_conflict_per_field_a
 
         # Both sides change two fields differently: two conflicts.
         fake.edit(COUNTERPARTIES, gamma, {"Description": "Гамма (1С)", "НаименованиеПолное": "ООО «Гамма» из 1С"})
-        await _json(http, "PATCH", f"/api/clients/{card_id}", tokens[Role.operator],
+        await api_json(http, "PATCH", f"/api/clients/{card_id}", tokens[Role.operator],
                     json={"name": "Гамма (хаб)", "full_name": "ООО «Гамма» из хаба"})  # fmt: skip
         await page.click("#tab-connections")
         await connection.locator("button.sync-now").click()
@@ -156,15 +134,15 @@ async def test_an_accountant_syncs_reads_the_log_resolves_a_conflict_per_field_a
         await screenshot(page, "onec-conflicts-resolved")
 
         token = tokens[Role.accountant]
-        shown = await _json(http, "GET", f"/api/clients/{card_id}", token)
+        shown = await api_json(http, "GET", f"/api/clients/{card_id}", token)
         assert (shown["name"], shown["full_name"]) == ("Гамма (1С)", "ООО «Гамма» из хаба")
         item = fake.get(COUNTERPARTIES, gamma)
         assert item is not None and (item["Description"], item["НаименованиеПолное"]) == (
             "Гамма (1С)", "ООО «Гамма» из хаба")  # fmt: skip
-        applied = (await _json(http, "GET", "/api/onec/conflicts", token, params={"status": "applied"}))["items"]
+        applied = (await api_json(http, "GET", "/api/onec/conflicts", token, params={"status": "applied"}))["items"]
         assert {c["field"]: c["chosen_value"] for c in applied} == {"name": "Гамма (1С)",
                                                                     "full_name": "ООО «Гамма» из хаба"}  # fmt: skip
-        [accepted] = (await _json(http, "GET", "/api/onec/proposals", token, params={"status": "accepted"}))["items"]
+        [accepted] = (await api_json(http, "GET", "/api/onec/proposals", token, params={"status": "accepted"}))["items"]
         assert (accepted["client_id"], accepted["decided_by"]) == (delta, "accountant")
 
         # One counterparty, found by INN, synced alone: it picks up what 1C changed.
@@ -182,7 +160,7 @@ async def test_an_accountant_syncs_reads_the_log_resolves_a_conflict_per_field_a
         await expect(updated.locator(".fields")).to_have_text("Наименование")
         await expect(page.locator("#outcome .card-name")).to_have_text("Гамма Плюс")
         await screenshot(page, "onec-one-counterparty")
-        assert (await _json(http, "GET", f"/api/clients/{card_id}", token))["name"] == "Гамма Плюс"
+        assert (await api_json(http, "GET", f"/api/clients/{card_id}", token))["name"] == "Гамма Плюс"
 
         # 1C down: the connection's page says so in plain words, the technical text folded away.
         fake.inject(Fault("status", status=503, times=20))
@@ -259,19 +237,19 @@ async def test_a_one_card_sync_request_reports_what_its_sync_did_to_the_card(
 ) -> None:
     token = tokens[Role.accountant]
     ref = fake.add(COUNTERPARTIES, GAMMA)["Ref_Key"]
-    run = await _json(http, "POST", "/api/onec/sync", token, 202, json={})
+    run = await api_json(http, "POST", "/api/onec/sync", token, 202, json={})
     first = await _finished(http, token, run["started"][0]["run_id"])
     RunOut.model_validate(first)
     assert first["error_kind"] is None
-    log = await _json(http, "GET", f"/api/onec/runs/{first['id']}/log", token)
+    log = await api_json(http, "GET", f"/api/onec/runs/{first['id']}/log", token)
     LogListOut.model_validate(log)
     [made] = log["items"]
     assert (made["action"], made["client_name"]) == ("created", "Гамма ООО")
     card = made["client_id"]
     fake.edit(COUNTERPARTIES, ref, {"Description": "Гамма Плюс"})
 
-    asked = await _json(http, "POST", f"/api/clients/{card}/onec/sync", tokens[Role.operator], 202)
-    waiting = await _json(http, "GET", f"/api/onec/requests/{asked['request_id']}", tokens[Role.operator])
+    asked = await api_json(http, "POST", f"/api/clients/{card}/onec/sync", tokens[Role.operator], 202)
+    waiting = await api_json(http, "GET", f"/api/onec/requests/{asked['request_id']}", tokens[Role.operator])
     assert (waiting["status"], waiting["runs"], waiting["log"]) == ("pending", [], [])
     assert await onec.take_requests() == 1
     answer = await _answered(http, token, asked["request_id"])
@@ -286,7 +264,7 @@ async def test_a_one_card_sync_request_reports_what_its_sync_did_to_the_card(
     assert marketer.status == 403
 
     fake.inject(Fault("status", status=503, times=20))  # 1C's web server down: the request fails, said why
-    again = await _json(http, "POST", f"/api/clients/{card}/onec/sync", token, 202)
+    again = await api_json(http, "POST", f"/api/clients/{card}/onec/sync", token, 202)
     assert await onec.take_requests() == 1
     failed = await _answered(http, token, again["request_id"])
     assert (failed["status"], failed["error_kind"]) == ("failed", "unreachable")
@@ -300,10 +278,10 @@ async def test_a_proposal_shows_the_cards_requisites_beside_1cs(
 ) -> None:
     token = tokens[Role.accountant]
     fake.add(COUNTERPARTIES, DELTA)
-    await _json(http, "POST", "/api/clients", token, 201, json={"name": "Дельта ООО", "kpp": "773601001"})
-    run = await _json(http, "POST", "/api/onec/sync", token, 202, json={})
+    await api_json(http, "POST", "/api/clients", token, 201, json={"name": "Дельта ООО", "kpp": "773601001"})
+    run = await api_json(http, "POST", "/api/onec/sync", token, 202, json={})
     await _finished(http, token, run["started"][0]["run_id"])
-    listed = await _json(http, "GET", "/api/onec/proposals", token)
+    listed = await api_json(http, "GET", "/api/onec/proposals", token)
     ProposalListOut.model_validate(listed)
     [proposal] = listed["items"]
     assert (proposal["client_name"], proposal["client_inn"], proposal["client_kpp"], proposal["onec_inn"]) == (
