@@ -39,6 +39,7 @@ from crm_core.subscriptions import WebhookSubscription
 from hub.config import MailboxSettings, PbxSettings, Settings
 from hub.mailboxes import campaign_smtp_settings, imap_settings, smtp_settings
 from hub.onec import connection_of
+from hub.shown_urls import without_credentials
 from hub.telephony import connector_settings
 
 TIMEOUT = 10.0  # seconds each check may take
@@ -105,7 +106,10 @@ def configured(settings: Settings) -> list[Item]:
 
 def webhook(url: str, name: str | None = None, **shown: Any) -> Item:
     """A webhook target; ``name`` is the subscription's id where one is meant, else the URL."""
-    return Item("webhook", name or url, f"webhook {url}", "database", "", {"url": url, **shown}, partial(_webhook, url))
+    shown_url = without_credentials(url)
+    check = partial(_webhook, url)
+    label = f"webhook {shown_url}"
+    return Item("webhook", name or shown_url, label, "database", "", {"url": shown_url, **shown}, check)
 
 
 async def examine(settings: Settings) -> list[Verdict]:

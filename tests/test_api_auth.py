@@ -65,6 +65,11 @@ async def test_login_page_then_home_page(http: TestClient, tokens: dict) -> None
         "/login", data={"username": "operator", "password": PASSWORD, "next": "//evil.example/"}, allow_redirects=False
     )
     assert resp.status == 303 and resp.headers["Location"] == "/"  # never an open redirect
+    for target in ("/\t/evil.example/", "/\n/evil.example", "https://evil.example/", "/\\evil.example"):
+        resp = await http.post(
+            "/login", data={"username": "operator", "password": PASSWORD, "next": target}, allow_redirects=False
+        )
+        assert resp.status == 303 and resp.headers["Location"] == "/", target  # a browser drops \t: //evil
     home = await http.get("/")
     assert home.status == 200 and "оператор" in await home.text()
 
@@ -90,3 +95,16 @@ async def test_admin_manages_users_and_passwords_are_never_shown(http: TestClien
     resp = await http.delete(f"/api/users/{user['id']}", headers=admin)
     assert (await resp.json())["is_active"] is False
     assert (await http.get("/api/me")).status == 401  # deactivation ends the sessions
+
+
+async def test_an_admin_cannot_lock_themselves_out(http: TestClient, tokens: dict) -> None:
+    admin = bearer(tokens[Role.admin])
+    me = (await (await http.get("/api/me", headers=admin)).json())["id"]
+    for change in ({"role": "operator"}, {"is_active": False}):
+        resp = await http.patch(f"/api/users/{me}", json=change, headers=admin)
+        assert resp.status == 422 and (await resp.json())["details"][0]["field"] == "role", change
+    assert (await http.delete(f"/api/users/{me}", headers=admin)).status == 422
+    assert (await http.patch(f"/api/users/{me}", json={"full_name": "Главный"}, headers=admin)).status == 200
+    other = (await (await http.get("/api/users", headers=admin)).json())["items"]
+    operator = next(u["id"] for u in other if u["role"] == "operator")
+    assert (await http.patch(f"/api/users/{operator}", json={"is_active": False}, headers=admin)).status == 200

@@ -167,7 +167,9 @@ async def test_the_admin_sees_every_item_without_its_secrets(wired: WiredHub) ->
 
 async def test_each_test_gives_the_doctors_verdict_in_plain_words(wired: WiredHub) -> None:
     async with wired.context.transaction() as session:
-        good = await Subscriptions(session).create(wired.hook_url, [])
+        # A URL longer than the audit log's entity id: the entry names the subscription, not its URL.
+        long_url = wired.hook_url + "?source=" + "x" * 80
+        good = await Subscriptions(session).create(long_url, [])
         dead = await Subscriptions(session).create(wired.dead_url, [])
     verdicts = {
         (kind, name): await _test(wired, kind, name)
@@ -184,7 +186,9 @@ async def test_each_test_gives_the_doctors_verdict_in_plain_words(wired: WiredHu
     }
     failed = {key for key, v in verdicts.items() if not v["ok"]}
     # The campaigns' relay is given a password aiosmtpd refuses: a wrong login, like the PBX's.
-    assert failed == {("pbx", "branch"), ("campaign_smtp", "campaigns"), ("webhook", str(dead.id))}, verdicts
+    assert failed == {("pbx", "branch"), ("campaign_smtp", "campaigns"), ("webhook", str(dead.id))}, [
+        verdicts[key]["detail"] for key in failed
+    ]
     assert "logged in as hub" in verdicts[("pbx", "office")]["detail"]
     assert verdicts[("pbx", "branch")]["reason"] == "login_rejected"
     assert verdicts[("campaign_smtp", "campaigns")]["reason"] == "login_rejected"
@@ -197,8 +201,9 @@ async def test_each_test_gives_the_doctors_verdict_in_plain_words(wired: WiredHu
     resp = await wired.http.get("/api/audit?entity=connection", headers=bearer(wired.tokens[Role.admin]))
     entries = (await resp.json())["items"]
     assert {(e["username"], e["entity_id"], e["details"]["ok"]) for e in entries} >= {
-        ("admin", "pbx office", True),
-        ("admin", "pbx branch", False),
+        ("admin", "pbx:office", True),
+        ("admin", "pbx:branch", False),
+        ("admin", f"webhook:{good.id}", True),
     }
 
 

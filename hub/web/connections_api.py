@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 from pydantic import Field
@@ -20,6 +19,7 @@ from crm_core import audit
 from crm_core.models import Role
 from crm_core.subscriptions import Subscriptions, WebhookSubscription
 from hub import doctor
+from hub.shown_urls import without_credentials
 from hub.web.endpoints import Api, ApiError, actor_of, json_response, session_of
 from hub.web.schemas import _In, _Out
 from hub.web.state import CONTEXT
@@ -64,18 +64,9 @@ class VerdictOut(_Out):
 
 
 def _shown(item: doctor.Item) -> dict[str, Any]:
-    settings = {key: _without_credentials(value) if key == "url" else value for key, value in item.shown.items()}
+    settings = {key: without_credentials(value) if key == "url" else value for key, value in item.shown.items()}
     return {"kind": item.kind, "name": item.name, "label": item.label, "section": item.section, "env": item.env,
             "settings": settings}  # fmt: skip
-
-
-def _without_credentials(url: str) -> str:
-    """A URL as shown: a user and password written into it stay out of pages."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    return urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
 
 
 def _webhook_item(subscription: WebhookSubscription, allow_private: bool) -> doctor.Item:
@@ -120,7 +111,10 @@ async def check_connection(request: web.Request, body: ConnectionTestIn) -> web.
     item = await _item(request, body.kind, body.name)
     verdict = await doctor.run(item)  # outside any transaction: it waits on the peer
     async with context.transaction() as session:
-        audit.record(session, actor_of(request), "test", "connection", item.label, ok=verdict.ok, detail=verdict.detail)
+        audit.record(
+            session, actor_of(request), "test", "connection", f"{item.kind}:{item.name}",
+            item=item.label, ok=verdict.ok, detail=verdict.detail,
+        )  # fmt: skip
     return json_response(
         {"kind": item.kind, "name": item.name, "label": item.label, "ok": verdict.ok, "detail": verdict.detail,
          "reason": verdict.reason, "checked_at": datetime.now(UTC).isoformat()}

@@ -28,6 +28,7 @@ from crm_core.onec.models import (
 from crm_core.paging import fetch_page
 from crm_core.sync_requests import SyncRequests
 from hub.onec import OnecSync
+from hub.shown_urls import without_credentials
 from hub.web.endpoints import ALL_ROLES, Api, ApiError, actor_of, json_response, page_response, session_of
 from hub.web.onec_schemas import (
     CardOnecOut,
@@ -146,7 +147,7 @@ async def list_connections(request: web.Request) -> web.Response:
         items.append(
             {
                 "name": name,
-                "url": settings.url,
+                "url": without_credentials(settings.url),
                 "kind": settings.kind,
                 "interval_minutes": settings.interval_minutes,
                 "running": last is not None and last.status is RunStatus.running,

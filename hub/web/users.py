@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from crm_core import audit
+from crm_core.errors import InvalidInput
 from crm_core.models import Role, User
 from crm_core.users import NewUser, UserDirectory
 from hub.web.endpoints import ALL_ROLES, Api, actor_of, current_user, json_response, session_of
@@ -32,6 +33,12 @@ def user_to_dict(user: User) -> dict[str, Any]:
 
 def _directory(request: web.Request) -> UserDirectory:
     return UserDirectory(session_of(request))
+
+
+def _not_locking_out(request: web.Request, user: User, *, role: Role, active: bool) -> None:
+    """An admin may not take their own admin role or account away: nobody could give it back."""
+    if user.id == current_user(request).id and (role is not Role.admin or not active):
+        raise InvalidInput("you cannot take away your own admin role or account; ask another admin", field="role")
 
 
 @api.route("GET", "/api/me", summary="The user making the request", roles=ALL_ROLES, tag="users", response=UserOut)
@@ -91,6 +98,7 @@ async def update_user(request: web.Request, body: UserPatch) -> web.Response:
     directory = _directory(request)
     user = await directory.get(int(request.match_info["id"]))
     changes = body.model_dump(exclude_unset=True)
+    _not_locking_out(request, user, role=changes.get("role", user.role), active=changes.get("is_active", True))
     await directory.update(user, **changes)
     shown = {k: v for k, v in changes.items() if k != "password"}
     if "password" in changes:
@@ -117,6 +125,8 @@ async def update_user(request: web.Request, body: UserPatch) -> web.Response:
 )
 async def deactivate_user(request: web.Request) -> web.Response:
     directory = _directory(request)
-    user = await directory.update(await directory.get(int(request.match_info["id"])), is_active=False)
+    user = await directory.get(int(request.match_info["id"]))
+    _not_locking_out(request, user, role=user.role, active=False)
+    user = await directory.update(user, is_active=False)
     audit.record(session_of(request), actor_of(request), "deactivate", "user", user.id)
     return json_response(user_to_dict(user))

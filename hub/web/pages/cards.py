@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from crm_core.clients import ClientBook
 from crm_core.errors import NotFound
@@ -100,6 +100,7 @@ _CARD_RU = {
         "not_linked": "Не связан с 1С",
         "documents": "Документы",
         "linked": "Связан",
+        "types": {"Document_СчетНаОплатуПокупателю": "Счёт", "Document_РеализацияТоваровУслуг": "Реализация"},
     },
     "direction": {"inbound": "входящий", "outbound": "исходящий", "internal": "внутренний"},
     "call_status": {"answered": "отвечен", "missed": "пропущен", "busy": "занято", "failed": "не состоялся"},
@@ -114,7 +115,13 @@ _CARD_RU = {
         "Call": "Звонок",
         "E-mail sent": "Письмо отправлено",
         "E-mail received": "Письмо получено",
+        "Mailing sent": "Рассылка отправлена",
+        "Mailing opened": "Рассылка открыта",
+        "Mailing link clicked": "Переход по ссылке из рассылки",
+        "Unsubscribed": "Отписка от рассылок",
+        "Mailing bounced": "Рассылка не доставлена",
     },
+    "machine": "робот (не человек)",
     "created": "Клиент создан",
     "shortcuts": "Клавиши: e — изменить, n — заметка, w — письмо, / — поиск",
 }
@@ -198,21 +205,24 @@ _CARD_EN = {
         "not_linked": "Not linked to 1C",
         "documents": "Documents",
         "linked": "Linked",
+        "types": {"Document_СчетНаОплатуПокупателю": "Invoice", "Document_РеализацияТоваровУслуг": "Shipment"},
     },
     "direction": {"inbound": "inbound", "outbound": "outbound", "internal": "internal"},
     "call_status": {"answered": "answered", "missed": "missed", "busy": "busy", "failed": "failed"},
     "titles": {},
+    "machine": "a machine, not a person",
     "created": "Client created",
     "shortcuts": "Keys: e edit, n note, w e-mail, / search",
 }
 TEXTS: Texts = {"ru": {"card": _CARD_RU}, "en": {"card": _CARD_EN}}
 
 
-async def _owners(request: web.Request) -> list[dict[str, Any]]:
-    """Who a card can be given to: the active users, by name."""
+async def _owners(request: web.Request, current: int | None = None) -> list[dict[str, Any]]:
+    """Who a card can be given to: the active users, and the card's owner even if deactivated
+    since, so that saving the card keeps them rather than blanking the field."""
     async with request.app[CONTEXT].reading() as session:
-        users = await session.scalars(select(User).where(User.is_active.is_(True)).order_by(User.full_name, User.id))
-        return [{"id": u.id, "name": u.full_name or u.username} for u in users]
+        query = select(User).where(or_(User.is_active.is_(True), User.id == current)).order_by(User.full_name, User.id)
+        return [{"id": u.id, "name": u.full_name or u.username} for u in await session.scalars(query)]
 
 
 def _abilities(request: web.Request, user: User) -> dict[str, bool]:
@@ -256,7 +266,7 @@ async def card_page(request: web.Request) -> web.Response:
     client_id = int(request.match_info["id"])
     async with request.app[CONTEXT].reading() as session:
         try:
-            await ClientBook(session, request.app[CONTEXT].rules).get(client_id)
+            owner_id = (await ClientBook(session, request.app[CONTEXT].rules).get(client_id)).owner_id
         except NotFound:
             raise web.HTTPNotFound(text="no such client") from None
     return render(
@@ -265,7 +275,7 @@ async def card_page(request: web.Request) -> web.Response:
         user,
         TEXTS,
         client_id=client_id,
-        owners=await _owners(request),
+        owners=await _owners(request, owner_id),
         abilities=_abilities(request, user),
         preset={},
     )

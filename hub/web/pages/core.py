@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from aiohttp import web
@@ -218,7 +219,7 @@ async def page_user(request: web.Request, roles: frozenset[Role] = EVERYONE) -> 
     async with request.app[CONTEXT].transaction() as session:
         user = await authenticate(request, session)
     if user is None:
-        raise web.HTTPSeeOther(f"/login?next={request.path_qs}")
+        raise web.HTTPSeeOther("/login?next=" + quote(request.path_qs, safe="/"))
     if user.role not in roles:
         t = texts(language(request, user))
         message = t["forbidden"].format(role=t["roles"][user.role.value])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from aiohttp import web
 
 from crm_core.errors import AuthenticationFailed
@@ -15,10 +17,15 @@ routes = web.RouteTableDef()
 
 
 def safe_next(target: str | None) -> str:
-    """Only a path on this site: never an open redirect to another host."""
+    """Only a path on this site: never an open redirect to another host.  Browsers drop tabs and
+    newlines from a Location (``/\t/evil.com`` becomes ``//evil.com``), so any control character
+    refuses the target, as do a scheme or a host."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
-    return target
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
+        return "/"
+    parts = urlsplit(target)
+    return "/" if parts.scheme or parts.netloc else target
 
 
 @routes.get("/login")

@@ -288,8 +288,7 @@
       const docs = Object.entries(found.documents || {}).flatMap(function ([conn, list]) { return list.map(function (d) { return Object.assign({connection: conn}, d); }); });
       if (docs.length) {
         body.append(el("h4", {text: c.onec.documents}), el("table", {id: "onec-documents"}, docs.slice(0, 10).map(function (d) {
-          return el("tr", {}, [el("td", {text: (d.date || "").slice(0, 10)}), el("td", {text: d.type.replace(/^Document_/, "") + " " + d.number}),
-            el("td", {text: d.amount === null ? "" : Number(d.amount).toFixed(2)})]);
+          return el("tr", {}, [el("td", {text: (d.date || "").slice(0, 10)}), el("td", {text: documentTitle(d)})]);
         })));
       }
     } catch (error) {
@@ -357,12 +356,18 @@
     } catch (error) { failed(error); }
   }
 
+  function documentTitle(d) {
+    const amount = d.amount === null || d.amount === undefined ? "" : ": " + Number(d.amount).toFixed(2);
+    return (c.onec.types[d.type] || String(d.type).replace(/^Document_/, "")) + " " + d.number + amount;
+  }
+
   function itemNode(item) {
+    const d = item.data;
+    const title = item.kind === "onec" ? documentTitle(d) : (c.titles[item.title] || item.title);
     const li = el("li", {class: item.kind, dataset: {id: item.id, kind: item.kind}}, [
       el("span", {class: "meta", text: when(item.at) + " "}),
-      el("span", {class: "title", text: (c.titles[item.title] || item.title)}),
+      el("span", {class: "title", text: title}),
     ]);
-    const d = item.data;
     if (item.kind === "call") callItem(d, li);
     else if (item.kind === "note") li.append(el("p", {class: "note-text", text: d.text}), el("div", {class: "meta", text: d.author}));
     else if (item.kind === "email") {
@@ -372,7 +377,7 @@
       button.addEventListener("click", function () { openMessage(d.id, li, button); });
       li.append(button);
     } else if (item.kind === "mailing") {
-      li.append(el("div", {class: "meta", text: [d.campaign, d.address, d.url, d.machine ? "machine" : ""].filter(Boolean).join(" · ")}));
+      li.append(el("div", {class: "meta", text: [d.campaign, d.address, d.url, d.machine ? c.machine : ""].filter(Boolean).join(" · ")}));
     } else if (item.kind === "card") {
       li.append(el("div", {class: "meta", text: d.by || ""}));
     } else if (item.kind === "onec") {

@@ -160,18 +160,20 @@
     const note = el("div", {class: "note"}, [
       el("label", {text: t.note}), text,
       el("div", {class: "toolbar"}, [
-        el("button", {type: "button", class: "save-note", onclick: function () { saveNote(box); }}, [t.note_save + " ", el("kbd", {text: "Ctrl+Enter"})]),
+        el("button", {type: "button", class: "save-note", onclick: function () { saveNote(owner()); }}, [t.note_save + " ", el("kbd", {text: "Ctrl+Enter"})]),
         status,
       ]),
     ]);
     box.noteSaved = "";
-    const autosave = hub.debounce(function () { saveNote(box); }, NOTE_AUTOSAVE_MS);
+    // The pop this note is in now: a call that pops again (on answer) moves the note to its new card.
+    const owner = function () { return note.closest(".pop") || box; };
+    const autosave = hub.debounce(function () { saveNote(owner()); }, NOTE_AUTOSAVE_MS);
     text.addEventListener("input", function () {
       status.textContent = t.note_unsaved;
       autosave();
     });
     text.addEventListener("keydown", function (event) {
-      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); saveNote(box); }
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); saveNote(owner()); }
     });
     return note;
   }
