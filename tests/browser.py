@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright
 
 CHROMIUM = os.environ.get("HUB_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]  # fmt: skip
-VIEWPORT = {"width": 1366, "height": 768}
+VIEWPORT: ViewportSize = {"width": 1366, "height": 768}
 SCREENSHOTS = Path(os.environ.get("HUB_SCREENSHOTS", Path(__file__).parent.parent / "test-screenshots"))
 
 

@@ -282,6 +282,8 @@ async def test_an_operator_works_a_card_in_the_browser(
         await screenshot(page, "card-after-reply")
 
         await page.goto("/clients/new?phone=%2B74957654321")
+        assert await page.input_value("#f-phones") == "+74957654321"
+        await screenshot(page, "card-new")
         await page.fill("#f-name", "Лютик")
         await page.click("#save-card")
         await page.wait_for_url("**/clients/*")

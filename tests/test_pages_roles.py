@@ -8,7 +8,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from crm_core.models import Role
-from tests.browser import chromium, logged_in, screenshot
+from tests.browser import VIEWPORT, chromium, logged_in, screenshot
 from tests.conftest import PASSWORD
 
 # Every page and who may open it; a page missing here fails the test below, so a new page
@@ -77,6 +77,11 @@ async def test_an_operator_in_the_browser_is_refused_campaigns_and_admin_by_the_
     http: TestClient, tokens: dict[Role, str]
 ) -> None:
     async with chromium() as browser:
+        form = await browser.new_page(viewport=VIEWPORT, base_url=str(http.make_url("")), locale="ru-RU")
+        await form.goto("/admin/users")  # not logged in: the login form, which comes back here after
+        assert "/login?next=/admin/users" in form.url
+        await screenshot(form, "login")
+        await form.close()
         page = await logged_in(browser, str(http.make_url("")), Role.operator.value, PASSWORD)
         assert page.url.endswith("/operator")  # where an operator's day starts
         menu = await page.text_content("header nav")
