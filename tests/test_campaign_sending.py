@@ -25,7 +25,7 @@ from crm_core.audit import SYSTEM
 from crm_core.campaigns.book import CampaignIn, Campaigns, SegmentIn, Segments
 from crm_core.campaigns.models import CampaignStatus, Recipient, RecipientStatus
 from crm_core.campaigns.segments import SegmentRules
-from crm_core.campaigns.send_queue import SendQueue
+from crm_core.campaigns.send_queue import Outcome, Result, SendQueue
 from crm_core.campaigns.tokens import Purpose, read_token, tracking_key
 from crm_core.client_data import ClientIn
 from crm_core.clients import ClientBook
@@ -254,6 +254,36 @@ async def test_recipients_in_flight_at_a_crash_wait_for_review_and_are_never_res
         await sender.stop()
     assert len(smtp_server.messages) == 5  # the one counted as sent was not sent again
     assert claimed[1].address not in [m.rcpt_tos[0] for m in smtp_server.messages]
+
+
+async def test_a_node_still_draining_when_another_took_over_keeps_its_answers(
+    sending: Callable[..., Any], smtp_server: SmtpTestServer
+) -> None:
+    """The old holder's lease ran out while it was still sending; the new holder sent its
+    in-flight recipients to review.  The old node's answers then still land: a message it saw
+    accepted counts as sent, one it never handed over is queued again, and a recipient a person
+    has settled meanwhile is left as they settled it."""
+    context = await sending()
+    campaign_id = await _campaign(context, 4)
+    async with context.transaction() as session:
+        old_node = await SendQueue(session).claim(4, utcnow())
+    async with context.transaction() as session:
+        assert await SendQueue(session).interrupted() == 4  # the new holder's start
+    async with context.transaction() as session:
+        await SendQueue(session).resolve_review(campaign_id, [old_node[3].recipient_id], send_again=False)
+    async with context.transaction() as session:
+        queue = SendQueue(session)
+        await queue.record([Outcome(old_node[0], Result.sent, utcnow()), Outcome(old_node[3], Result.failed, utcnow())])
+        await queue.returned([old_node[1].recipient_id])
+    async with context.reading() as session:
+        rows = await session.execute(select(Recipient.id, Recipient.status).where(Recipient.campaign_id == campaign_id))
+        status = {row.id: row.status for row in rows}
+    assert [status[c.recipient_id] for c in old_node] == [
+        RecipientStatus.sent,  # the old node's answer
+        RecipientStatus.queued,  # never handed over: goes out once, from the queue
+        RecipientStatus.review,  # no answer from anyone yet: a person decides
+        RecipientStatus.sent,  # settled by a person before the late answer: unchanged
+    ]
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a key")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.campaigns.book import Campaigns
@@ -135,12 +135,7 @@ class SendQueue:
         if not outcomes:
             return
         rows = [_row(outcome) for outcome in outcomes]
-        await self.session.execute(
-            update(RECIPIENTS).where(
-                RECIPIENTS.c.id == bindparam("rid"), RECIPIENTS.c.status == RecipientStatus.sending
-            ),
-            rows,
-        )
+        await self.session.execute(update(RECIPIENTS).where(RECIPIENTS.c.id == bindparam("rid"), _in_flight()), rows)
         await publish(self.session, *(_sent_event(o) for o in outcomes if o.result is Result.sent))
 
     async def finish(self, campaign_ids: Iterable[int]) -> list[int]:
@@ -154,7 +149,7 @@ class SendQueue:
         if not recipient_ids:
             return
         cancelled = select(Campaign.id).where(Campaign.status == CampaignStatus.cancelled)
-        claimed = (Recipient.id.in_(recipient_ids), Recipient.status == RecipientStatus.sending)
+        claimed = (Recipient.id.in_(recipient_ids), _in_flight())
         await self.session.execute(
             update(Recipient)
             .where(*claimed, Recipient.campaign_id.in_(cancelled))
@@ -195,6 +190,16 @@ class SendQueue:
             select(Recipient.sent_at).where(Recipient.sent_at >= since).order_by(Recipient.sent_at)
         )
         return [at for at in rows.all() if at is not None]
+
+
+def _in_flight() -> ColumnElement[bool]:
+    """A recipient this node claimed: ``sending``, or sent to review as interrupted by another
+    node that took the campaign over while this one was still draining (its lease ran out during
+    a database outage).  The answer this node has is better than a person's guess; a recipient
+    a person has already settled is left alone."""
+    return (RECIPIENTS.c.status == RecipientStatus.sending) | (
+        (RECIPIENTS.c.status == RecipientStatus.review) & (RECIPIENTS.c.last_error == INTERRUPTED)
+    )
 
 
 def _row(outcome: Outcome) -> dict[str, Any]:
