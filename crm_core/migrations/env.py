@@ -16,11 +16,16 @@ UPGRADE_LOCK = 0x6875622D6462  # "hub-db": the advisory lock that serialises upg
 
 
 def _run(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=sqlite,
         compare_type=True,
+        # SQLite's DDL is transactional too; Alembic would otherwise commit after each migration,
+        # and a second node upgrading at once would plan from a version the first has moved past.
+        # One transaction (BEGIN IMMEDIATE, see crm_core.db) makes the others wait, then find it done.
+        transactional_ddl=True,
     )
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":  # nodes upgrading at once: one does, the others find it done
