@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from crm_core.models import Role
@@ -22,6 +21,7 @@ from tests.conftest import bearer, open_context, password_hash
 from tests.dovecot import Dovecot, MailUser
 from tests.fake_ami import FakeAmi
 from tests.fake_onec import FakeOnec
+from tests.hook_receiver import HookReceiver
 from tests.hub_process import free_port
 from tests.onec_world import onec_settings
 from tests.smtp_server import SmtpTestServer
@@ -55,16 +55,7 @@ async def wired_hub(
 ) -> AsyncIterator[WiredHub]:
     from hub.web.app import make_app
 
-    receiver = web.Application()
-
-    async def hook(_: web.Request) -> web.Response:
-        return web.Response(status=204)
-
-    receiver.router.add_route("*", "/hook", hook)
-    runner = web.AppRunner(receiver)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    receiver = await HookReceiver.start()
     smtp_server.require_auth(mail_user.name, mail_user.password)
     mailbox = {"name": "sales", "address": "sales@example.com", "host": dovecot.host, "port": dovecot.port,
                "security": "none", "username": mail_user.name, "password": mail_user.password,
@@ -110,7 +101,7 @@ async def wired_hub(
                 yield WiredHub(
                     context,
                     http,
-                    f"http://127.0.0.1:{runner.addresses[0][1]}/hook",
+                    receiver.url,
                     f"http://127.0.0.1:{free_port()}/nobody-listens",
                     tokens,
                     (AMI_SECRET, WRONG_AMI_SECRET, CAMPAIGN_SMTP_PASSWORD, mail_user.password, "секрет"),
@@ -119,7 +110,7 @@ async def wired_hub(
                 await http.close()
                 await context.close()
     finally:
-        await runner.cleanup()
+        await receiver.close()
 
 
 @pytest.fixture

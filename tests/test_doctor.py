@@ -6,8 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from crm_core.subscriptions import Subscriptions
 from hub.cli import _doctor
 from hub.config import Settings
@@ -16,6 +14,7 @@ from tests.conftest import open_context
 from tests.dovecot import Dovecot, MailUser
 from tests.fake_ami import FakeAmi
 from tests.fake_onec import FakeOnec
+from tests.hook_receiver import HookReceiver
 from tests.hub_process import free_port
 from tests.onec_world import onec_settings
 from tests.smtp_server import SmtpTestServer
@@ -34,22 +33,13 @@ async def test_each_item_gets_its_verdict(
     fake: FakeOnec,
     capsys: Any,
 ) -> None:
-    receiver = web.Application()
-
-    async def hook(_: web.Request) -> web.Response:
-        return web.Response(status=204)
-
-    receiver.router.add_route("*", "/hook", hook)
-    runner = web.AppRunner(receiver)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    hook_port, dead = runner.addresses[0][1], free_port()
+    receiver = await HookReceiver.start()
+    dead = free_port()
     smtp_server.require_auth(dovecot_user.name, dovecot_user.password)  # the mailbox's own login, as by default
     context = await open_context(database_url, tmp_path / "data")
     try:
         async with context.transaction() as session:
-            await Subscriptions(session).create(f"http://127.0.0.1:{hook_port}/hook", [])
+            await Subscriptions(session).create(receiver.url, [])
             await Subscriptions(session).create(f"http://127.0.0.1:{dead}/nobody-listens", [])
         mailbox = {"name": "sales", "host": dovecot.host, "port": dovecot.port, "security": "none",
                    "username": dovecot_user.name, "password": dovecot_user.password,
@@ -66,9 +56,9 @@ async def test_each_item_gets_its_verdict(
             assert await _doctor(settings) == 1  # some items are wrong
     finally:
         await context.close()
-        await runner.cleanup()
+        await receiver.close()
     good = {"database", "pbx office", "imap sales", "smtp sales", "1c acc",
-            f"webhook http://127.0.0.1:{hook_port}/hook"}  # fmt: skip
+            f"webhook {receiver.url}"}  # fmt: skip
     bad = {"pbx branch", "imap support", f"webhook http://127.0.0.1:{dead}/nobody-listens"}
     assert {item for item, v in verdicts.items() if v.ok} == good, [v.line() for v in verdicts.values()]
     assert {item for item, v in verdicts.items() if not v.ok} == bad

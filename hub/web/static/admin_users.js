@@ -41,6 +41,16 @@
     } catch (err) { hub.failed(err); }
   }
 
+  // The parts of the form that differ between changing a user and creating one.
+  function formMode(editingUser) {
+    document.getElementById("u-active-row").hidden = !editingUser;
+    document.getElementById("u-password-hint").hidden = !editingUser;
+    const passwordLabel = document.getElementById("u-password-label");
+    passwordLabel.textContent = editingUser ? passwordLabel.dataset.edit : passwordLabel.dataset.create;
+    document.getElementById("user-save").textContent = editingUser ? t.ui.save : t.ui.create;
+    document.getElementById("user-cancel").hidden = !editingUser;
+  }
+
   function edit(user) {
     editing = user;
     admin.clearErrors(form);
@@ -53,12 +63,7 @@
     field("locale").value = user.locale;
     field("password").value = "";
     field("active").checked = user.is_active;
-    document.getElementById("u-active-row").hidden = false;
-    document.getElementById("u-password-hint").hidden = false;
-    const passwordLabel = document.getElementById("u-password-label");
-    passwordLabel.textContent = passwordLabel.dataset.edit;
-    document.getElementById("user-save").textContent = t.ui.save;
-    document.getElementById("user-cancel").hidden = false;
+    formMode(true);
     form.scrollIntoView({block: "start"});
     field("full_name").focus();
   }
@@ -69,12 +74,7 @@
     admin.clearErrors(form);
     field("username").disabled = false;
     document.getElementById("user-form-title").textContent = a.new_user;
-    document.getElementById("u-active-row").hidden = true;
-    document.getElementById("u-password-hint").hidden = true;
-    const passwordLabel = document.getElementById("u-password-label");
-    passwordLabel.textContent = passwordLabel.dataset.create;
-    document.getElementById("user-save").textContent = t.ui.create;
-    document.getElementById("user-cancel").hidden = true;
+    formMode(false);
   }
 
   async function setActive(user, active) {
