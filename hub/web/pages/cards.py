@@ -11,7 +11,7 @@ from sqlalchemy import or_, select
 from crm_core.clients import ClientBook
 from crm_core.errors import NotFound
 from crm_core.models import Role, User
-from hub.web.pages.core import EVERYONE, Texts, page_user, render
+from hub.web.pages.core import EVERYONE, Texts, missing, page_user, render
 from hub.web.state import CONTEXT, MAIL, ONEC, TELEPHONY
 
 routes = web.RouteTableDef()
@@ -22,6 +22,8 @@ SYNCERS = frozenset({Role.admin, Role.operator, Role.accountant})
 
 _CARD_RU = {
     "search_title": "Клиенты",
+    "missing": "Такого клиента нет (или его карточку удалили).",
+    "back": "← Все клиенты",
     "search_hint": "Название, ИНН, телефон или e-mail",
     "new_client": "Новый клиент",
     "found": "Найдено",
@@ -127,6 +129,8 @@ _CARD_RU = {
 }
 _CARD_EN = {
     "search_title": "Clients",
+    "missing": "There is no such client (or the card was deleted).",
+    "back": "← All clients",
     "search_hint": "Name, INN, phone or e-mail",
     "new_client": "New client",
     "found": "Found",
@@ -268,7 +272,7 @@ async def card_page(request: web.Request) -> web.Response:
         try:
             owner_id = (await ClientBook(session, request.app[CONTEXT].rules).get(client_id)).owner_id
         except NotFound:
-            raise web.HTTPNotFound(text="no such client") from None
+            return missing(request, user, TEXTS, "card", "/clients")
     return render(
         request,
         "cards/client.html",

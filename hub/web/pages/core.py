@@ -209,6 +209,16 @@ def render(
     return web.Response(text=html, content_type="text/html", status=status, headers=HEADERS)
 
 
+def missing(request: web.Request, user: User, area: Texts, key: str, back_href: str) -> web.Response:
+    """A 404 page for a record that is not there, with the way back; its words are the area's
+    ``missing`` and ``back`` under ``key``."""
+    words = texts(language(request, user), area)[key]
+    return render(
+        request, "missing.html", user, area, status=404,
+        message=words["missing"], back_href=back_href, back_text=words["back"],
+    )  # fmt: skip
+
+
 def render_public(request: web.Request, template: str, **values: Any) -> web.Response:
     """A page for someone not logged in (a mail recipient), in the language their browser asks for."""
     return render(request, template, None, **values)

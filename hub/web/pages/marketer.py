@@ -11,7 +11,7 @@ from aiohttp import web
 
 from crm_core.campaigns.book import Campaigns
 from crm_core.errors import NotFound
-from hub.web.pages.core import MARKETERS, Texts, page_user, render
+from hub.web.pages.core import MARKETERS, Texts, missing, page_user, render
 from hub.web.state import CONTEXT
 
 routes = web.RouteTableDef()
@@ -537,7 +537,7 @@ async def _campaign_page(request: web.Request, template: str, **values: Any) -> 
         try:
             await Campaigns(session).get(campaign_id)
         except NotFound:
-            return render(request, "marketer/missing.html", user, TEXTS, status=404)
+            return missing(request, user, TEXTS, "mk", "/campaigns")
     return render(request, template, user, TEXTS, campaign_id=campaign_id, **values)
 
 
